@@ -1,0 +1,349 @@
+"""Spiking LeNet with surrogate gradients and per-layer spike accounting.
+
+Leaky integrate-and-fire (LIF) neuron, zero initial state, reset by subtraction:
+
+    mem[t] = beta * mem[t-1] + cur[t]
+    spk[t] = H(mem[t] - threshold)            H(x) = 1 if x > 0 else 0
+    mem[t] = mem[t] - spk[t] * threshold
+
+H has no useful derivative, so backpropagation uses a surrogate for d spk / d mem
+(Neftci, Mostafa & Zenke 2019). The paper (Allred et al., sec. 2.4) uses a
+piece-wise linear surrogate; the fast sigmoid of SuperSpike (the one SpyTorch uses)
+is offered beside it.
+
+The network is the paper's "LeNet" (shapes filled in by DESIGN.md sec. 3):
+
+    conv1 3->6 k5 -> LIF -> avgpool 2 -> conv2 6->16 k5 -> LIF -> avgpool 2
+    -> fc1 400->120 -> LIF -> fc2 120->84 -> LIF -> fc3 84->10 (readout, mean over time)
+
+`SpikingLeNet` returns `(logits, spikes)`, where `spikes[b, l]` is the number of spikes
+of sample b in hidden LIF layer l, summed over all neurons and time steps: the
+paper's spikeCount (eq. 3) is `spikes.sum(1)`, averaged over the batch.
+
+Evaluation order. The four LIF layers are computed one after another, each over all
+`num_steps` at once: a layer's input at every step only needs the previous layer's
+spikes, so each convolution / linear layer runs once on a (num_steps * B) batch and
+only the cheap elementwise LIF recursion loops over time. With direct encoding the
+input current of conv1 is the same at every step and is computed once. This gives the
+same numbers as the step-by-step formulation (`step_by_step=True`, kept as the
+reference) and is several times faster.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LAYERS = ("lif1", "lif2", "lif3", "lif4")
+"""Names of the hidden LIF layers, in the order of the columns of `spikes`."""
+
+
+# ---------------------------------------------------------------------------
+# Surrogate spike functions: forward is the Heaviside step of x = mem - threshold.
+
+
+class PiecewiseLinearSpike(torch.autograd.Function):
+    """Heaviside forward; piece-wise linear ("triangle") surrogate backward.
+
+    d spk / d x = gamma * max(0, 1 - |x| / width)      (x = mem - threshold)
+
+    The triangle surrogate of Esser et al. 2016 / Bellec et al. 2018, called
+    "linear" in Neftci, Mostafa & Zenke 2019 (sec. "Surrogate derivatives") and
+    "piece-wise linear" in Allred et al. 2020 (sec. 2.4).
+    """
+
+    @staticmethod
+    def forward(ctx, x, gamma: float, width: float):
+        ctx.save_for_backward(x)
+        ctx.gamma, ctx.width = gamma, width
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_spk):
+        (x,) = ctx.saved_tensors
+        return grad_spk * piecewise_linear_grad(x, ctx.gamma, ctx.width), None, None
+
+
+class FastSigmoidSpike(torch.autograd.Function):
+    """Heaviside forward; fast-sigmoid surrogate backward (SuperSpike).
+
+    d spk / d x = gamma / (1 + slope * |x|) ** 2        (x = mem - threshold)
+
+    Zenke & Ganguli 2018 (SuperSpike, eq. 5), as in SpyTorch (Zenke 2019), which
+    the paper used; SpyTorch's scale is slope = 100, gamma = 1.
+    """
+
+    @staticmethod
+    def forward(ctx, x, gamma: float, slope: float):
+        ctx.save_for_backward(x)
+        ctx.gamma, ctx.slope = gamma, slope
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_spk):
+        (x,) = ctx.saved_tensors
+        return grad_spk * fast_sigmoid_grad(x, ctx.gamma, ctx.slope), None, None
+
+
+def piecewise_linear_grad(x, gamma: float, width: float):
+    return gamma * torch.clamp(1.0 - x.abs() / width, min=0.0)
+
+
+def fast_sigmoid_grad(x, gamma: float, slope: float):
+    return gamma / (1.0 + slope * x.abs()) ** 2
+
+
+SURROGATES = {
+    # name: (autograd function, its derivative, the name of its shape parameter)
+    "piecewise_linear": (PiecewiseLinearSpike, piecewise_linear_grad, "width"),
+    "fast_sigmoid": (FastSigmoidSpike, fast_sigmoid_grad, "slope"),
+}
+
+
+def check_surrogate(name: str) -> None:
+    if name not in SURROGATES:
+        raise ValueError(f"unknown surrogate {name!r}; valid: {', '.join(SURROGATES)}")
+
+
+def surrogate(name: str = "piecewise_linear", gamma: float = 1.0, scale: float = 1.0):
+    """Spike function `spk = fn(mem - threshold)` with the named surrogate gradient.
+
+    `scale` is the surrogate's shape parameter: the half-width of the triangle for
+    "piecewise_linear", the slope for "fast_sigmoid".
+    """
+    check_surrogate(name)
+    fn = SURROGATES[name][0]
+    return lambda x: fn.apply(x, gamma, scale)
+
+
+# ---------------------------------------------------------------------------
+# LIF dynamics.
+
+
+def lif_step(cur, mem, beta: float, threshold: float, spike_fn, detach_reset: bool = True):
+    """One LIF time step: `spk, mem = lif_step(cur, mem, ...)` (module docstring)."""
+    mem = beta * mem + cur
+    spk = spike_fn(mem - threshold)
+    reset = spk.detach() if detach_reset else spk
+    return spk, mem - reset * threshold
+
+
+class LIFSequence(torch.autograd.Function):
+    """A LIF layer over all time steps as one autograd node.
+
+    forward: cur (T, ...) -> spk (T, ...), the recursion of the module docstring.
+    backward, with s[t] = surrogate'(mem[t] - threshold) and g = dL/d spk:
+
+        dL/dmem[t] = g[t] * s[t] + beta * dL/dmem[t+1] * (1 - threshold * s[t])
+
+    where the reset factor (1 - threshold * s) is 1 when the reset is detached, as in
+    SpyTorch ("we do not want to backprop through the reset"); dL/dcur[t] = dL/dmem[t].
+    Saving only s (one tensor) instead of every intermediate of a step-by-step graph
+    is what makes this cheap; `tests/test_snn.py` checks it against autograd.
+    """
+
+    @staticmethod
+    def forward(ctx, cur, beta, threshold, grad_fn, gamma, scale, detach_reset):
+        mem = torch.zeros_like(cur[0])
+        spk = torch.empty_like(cur)
+        sg = torch.empty_like(cur) if ctx.needs_input_grad[0] else None
+        for t in range(cur.shape[0]):
+            mem = beta * mem + cur[t]
+            x = mem - threshold
+            spk[t] = x > 0
+            if sg is not None:
+                sg[t] = grad_fn(x, gamma, scale)
+            mem = mem - spk[t] * threshold
+        ctx.save_for_backward(sg)
+        ctx.beta, ctx.threshold, ctx.detach_reset = beta, threshold, detach_reset
+        return spk
+
+    @staticmethod
+    def backward(ctx, grad_spk):
+        (sg,) = ctx.saved_tensors
+        beta, threshold = ctx.beta, ctx.threshold
+        grad_cur = torch.empty_like(grad_spk)
+        grad_mem = torch.zeros_like(grad_spk[0])
+        for t in reversed(range(grad_spk.shape[0])):
+            carry = beta * grad_mem
+            if not ctx.detach_reset:
+                carry = carry * (1.0 - threshold * sg[t])
+            grad_mem = grad_spk[t] * sg[t] + carry
+            grad_cur[t] = grad_mem
+        return grad_cur, None, None, None, None, None, None
+
+
+class LIF(nn.Module):
+    """Leaky integrate-and-fire layer with a named surrogate gradient.
+
+    `spk, mem = lif(cur, mem)` advances one step; `lif.sequence(cur)` runs all steps
+    of `cur` (T, ...) from zero state and returns `spk` (T, ...).
+    """
+
+    def __init__(
+        self,
+        beta: float = 0.9,
+        threshold: float = 1.0,
+        surrogate: str = "piecewise_linear",
+        surrogate_gamma: float = 1.0,
+        surrogate_scale: float = 1.0,
+        detach_reset: bool = True,
+    ):
+        super().__init__()
+        check_surrogate(surrogate)
+        self.beta, self.threshold = beta, threshold
+        self.surrogate, self.gamma, self.scale = surrogate, surrogate_gamma, surrogate_scale
+        self.detach_reset = detach_reset
+
+    def spike_fn(self, x):
+        return SURROGATES[self.surrogate][0].apply(x, self.gamma, self.scale)
+
+    def forward(self, cur, mem):
+        return lif_step(cur, mem, self.beta, self.threshold, self.spike_fn, self.detach_reset)
+
+    def sequence(self, cur):
+        grad_fn = SURROGATES[self.surrogate][1]
+        return LIFSequence.apply(
+            cur, self.beta, self.threshold, grad_fn, self.gamma, self.scale, self.detach_reset
+        )
+
+    def extra_repr(self):
+        return (
+            f"beta={self.beta}, threshold={self.threshold}, surrogate={self.surrogate}, "
+            f"gamma={self.gamma}, scale={self.scale}, detach_reset={self.detach_reset}"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Input encoding.
+
+ENCODINGS = ("direct", "poisson")
+
+
+def encode(images, num_steps: int, encoding: str, generator=None):
+    """Input at every time step, (num_steps, B, C, H, W), from normalised images.
+
+    direct: the image itself is the input current at every step.
+    poisson: signed rate coding as in Lee, Sarwar & Roy 2019 (same lab as the paper):
+    at each step a pixel emits sign(x) with probability min(|x|, 1). Input spikes are
+    never counted as network spikes.
+    """
+    if encoding == "direct":
+        return images.unsqueeze(0).expand(num_steps, *images.shape)
+    if encoding == "poisson":
+        rates = images.abs().clamp(max=1.0).expand(num_steps, *images.shape)
+        fire = torch.rand(rates.shape, generator=generator, device=images.device) < rates
+        return fire.to(images.dtype) * images.sign()
+    raise ValueError(f"unknown encoding {encoding!r}; valid: {', '.join(ENCODINGS)}")
+
+
+# ---------------------------------------------------------------------------
+# The network.
+
+
+class SpikingLeNet(nn.Module):
+    """LeNet-5 with LIF neurons; `logits, spikes = net(images)`.
+
+    images: (B, 3, 32, 32) normalised. logits: (B, 10), the readout fc3 averaged over
+    time. spikes: (B, 4), spikes per sample in lif1..lif4 summed over neurons and time.
+    """
+
+    def __init__(
+        self,
+        num_steps: int = 8,
+        beta: float = 0.9,
+        threshold: float = 1.0,
+        encoding: str = "direct",
+        surrogate: str = "piecewise_linear",
+        surrogate_gamma: float = 1.0,
+        surrogate_scale: float = 1.0,
+        detach_reset: bool = True,
+        step_by_step: bool = False,
+    ):
+        super().__init__()
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        if encoding not in ENCODINGS:
+            raise ValueError(f"unknown encoding {encoding!r}; valid: {', '.join(ENCODINGS)}")
+        self.num_steps, self.encoding, self.step_by_step = num_steps, encoding, step_by_step
+        self.conv1 = nn.Conv2d(3, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+        self.lif = nn.ModuleList(
+            LIF(beta, threshold, surrogate, surrogate_gamma, surrogate_scale, detach_reset)
+            for _ in LAYERS
+        )
+
+    # Neurons per hidden layer (6*28*28, 16*10*10, 120, 84): the unit for
+    # spike normalisations such as spikes per neuron per step.
+    layer_sizes = (4704, 1600, 120, 84)
+
+    def forward(self, images, generator=None):
+        inputs = encode(images, self.num_steps, self.encoding, generator)
+        if self.step_by_step:
+            return self._forward_step_by_step(inputs)
+        return self._forward_layer_by_layer(images, inputs)
+
+    def _forward_layer_by_layer(self, images, inputs):
+        T, B = self.num_steps, images.shape[0]
+        if self.encoding == "direct":  # the same current at every step: convolve once
+            cur1 = self.conv1(images).unsqueeze(0).expand(T, -1, -1, -1, -1)
+        else:
+            cur1 = self.conv1(inputs.reshape(T * B, *images.shape[1:])).view(T, B, 6, 28, 28)
+        spk1 = self.lif[0].sequence(cur1.contiguous())
+        cur2 = self.conv2(F.avg_pool2d(spk1.view(T * B, 6, 28, 28), 2))
+        spk2 = self.lif[1].sequence(cur2.view(T, B, 16, 10, 10))
+        cur3 = self.fc1(F.avg_pool2d(spk2.view(T * B, 16, 10, 10), 2).view(T, B, 400))
+        spk3 = self.lif[2].sequence(cur3)
+        spk4 = self.lif[3].sequence(self.fc2(spk3))
+        logits = self.fc3(spk4.mean(0))  # fc3 is linear: mean of readouts = readout of mean
+        spikes = torch.stack(
+            [s.sum(dim=tuple(d for d in range(s.dim()) if d != 1)) for s in (spk1, spk2, spk3, spk4)],
+            dim=1,
+        )
+        return logits, spikes
+
+    def _forward_step_by_step(self, inputs):
+        """Reference formulation: every layer advances one step at a time."""
+        B = inputs.shape[1]
+        mems = [torch.zeros((), device=inputs.device)] * len(LAYERS)
+        counts = [inputs.new_zeros(B)] * len(LAYERS)
+        readout = 0.0
+        for x in inputs.unbind(0):
+            h = x
+            for i, (layer, pool) in enumerate(
+                ((self.conv1, True), (self.conv2, True), (self.fc1, False), (self.fc2, False))
+            ):
+                if layer is self.fc1:
+                    h = h.flatten(1)
+                spk, mems[i] = self.lif[i](layer(h), mems[i])
+                counts[i] = counts[i] + spk.flatten(1).sum(1)
+                h = F.avg_pool2d(spk, 2) if pool else spk
+            readout = readout + self.fc3(h)
+        return readout / self.num_steps, torch.stack(counts, dim=1)
+
+
+def spike_count(spikes, normalisation: str = "sample_total", num_steps: int = 1,
+                layer_sizes=SpikingLeNet.layer_sizes):
+    """The paper's spikeCount from per-layer spikes (B, L): a scalar, mean over the batch.
+
+    sample_total: total spikes per sample (the paper's, eq. 3 and Tables 1-2).
+    per_neuron_step: spikes per neuron per time step, so that sigma0 does not depend
+    on num_steps or on the layer sizes (a firing rate in [0, 1]).
+    """
+    total = spikes.sum(1).mean()
+    if normalisation == "sample_total":
+        return total
+    if normalisation == "per_neuron_step":
+        return total / (num_steps * math.fsum(layer_sizes))
+    raise ValueError(
+        f"unknown spike normalisation {normalisation!r}; valid: {', '.join(SPIKE_NORMALISATIONS)}"
+    )
+
+
+SPIKE_NORMALISATIONS = ("sample_total", "per_neuron_step")

@@ -1,0 +1,262 @@
+"""One experiment: train a SpikingLeNet with the spike-count loss, record every epoch.
+
+    loss = cross_entropy(logits, target) + w(schedule, sigma0, n, N) * spikeCount   (eqs. 1-8)
+
+After every epoch the validation and test splits are evaluated (accuracy and spikes per
+sample, per layer too) and `record.json` is rewritten atomically in the output
+directory, so a crash loses at most the epoch in progress. Its `status` is "running",
+then "complete", or "failed" with the reason (bad input never gets that far: it is
+rejected by `Params.check` before any data is loaded).
+
+    from lib.train import run
+    record = run(schedule="linear", sigma0=3e-6, epochs=10, output_dir="results/x")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import __version__, data, schedules
+from .snn import ENCODINGS, LAYERS, SPIKE_NORMALISATIONS, SURROGATES, SpikingLeNet, spike_count
+
+
+@dataclass
+class Params:
+    """Every setting of one run; the defaults are a sensible full run (DESIGN.md sec. 3)."""
+
+    schedule: str = "baseline"  # sparsity weighting: lib.schedules.SCHEDULES
+    sigma0: float = 0.0  # scale of the spike-count loss (eqs. 4-8)
+    epochs: int = 20  # N, the number of epochs the run is planned for
+    granularity: str = "batch"  # how alternating schedules alternate: batch | epoch
+    spike_normalisation: str = "sample_total"  # spikeCount unit: sample_total | per_neuron_step
+    num_steps: int = 8  # T, simulation time steps per image
+    beta: float = 0.9  # membrane decay per step
+    threshold: float = 1.0  # firing threshold
+    encoding: str = "direct"  # input encoding: direct | poisson
+    surrogate: str = "piecewise_linear"  # surrogate gradient: piecewise_linear | fast_sigmoid
+    surrogate_gamma: float = 1.0  # surrogate height at threshold
+    surrogate_scale: float = 1.0  # triangle half-width, or fast-sigmoid slope
+    detach_reset: bool = True  # no gradient through the reset (as SpyTorch)
+    lr: float = 1e-3  # Adam learning rate
+    batch_size: int = 64  # training batch size
+    eval_batch_size: int = 1000  # evaluation batch size (memory only; no effect on numbers)
+    seed: int = 0  # seeds the split, the initial weights, the batch order
+    val_fraction: float = 0.2  # share of the 50,000 training images held out (paper: 20 %)
+    train_size: int = 0  # training images used, 0 = all 40,000
+    val_size: int = 0  # validation images used, 0 = all 10,000
+    test_size: int = 0  # test images used, 0 = all 10,000
+    data_dir: str = ""  # CIFAR-10 folder; "" = $CIFAR10_DIR
+    cache_dir: str = ""  # decoded-data cache; "" = $SNN_CACHE_DIR or ~/.cache/explicit-sparsity
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # CPU threads for torch, 0 = torch's default
+    output_dir: str = "results/run"  # where record.json is written
+    progress: bool = True  # a tqdm bar per epoch
+
+    def check(self) -> Params:
+        """Raise ValueError naming the first bad setting; return self when all are good."""
+        schedules.check(self.schedule, self.granularity)
+        choices = {
+            "encoding": ENCODINGS,
+            "surrogate": tuple(SURROGATES),
+            "spike_normalisation": SPIKE_NORMALISATIONS,
+        }
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
+        positive = ("epochs", "num_steps", "batch_size", "eval_batch_size")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("train_size", "val_size", "test_size", "threads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0 (0 = all / default), got {value!r}")
+        finite = {"sigma0": 0.0, "lr": None, "threshold": None, "surrogate_scale": None, "surrogate_gamma": None}
+        for name, minimum in finite.items():
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            if minimum is not None and value < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+            if minimum is None and value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+        if not 0 <= self.beta <= 1:
+            raise ValueError(f"beta must be in [0, 1], got {self.beta!r}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if self.schedule != "baseline" and self.sigma0 == 0:
+            raise ValueError(f"schedule {self.schedule!r} needs sigma0 > 0 (sigma0 = 0 is the baseline)")
+        resolve_device(self.device)
+        return self
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Params:
+        """Params from a flat dict; unknown keys are an error, not ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {name!r}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device")
+    return device
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write JSON to a temporary file beside `path`, then rename: never half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def evaluate(model, split: data.Split, batch_size: int) -> dict:
+    """Accuracy in [0, 1] and average spikes per sample (total and per layer)."""
+    model.eval()
+    correct, spikes = 0, torch.zeros(len(LAYERS), dtype=torch.float64)
+    for images, labels in data.batches(split, batch_size):
+        logits, spk = model(images)
+        correct += (logits.argmax(1) == labels).sum().item()
+        spikes += spk.sum(0).double().cpu()
+    per_layer = (spikes / len(split)).tolist()
+    return {"accuracy": correct / len(split), "spikes": math.fsum(per_layer), "spikes_per_layer": per_layer}
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def train_epoch(model, optimiser, split, params: Params, epoch: int, generator) -> dict:
+    """One epoch of the spike-count loss; returns the epoch's mean losses and weight."""
+    model.train()
+    n_batches = data.num_batches(split, params.batch_size)
+    sums = torch.zeros(3, dtype=torch.float64)  # loss, ce, weight: summed over batches
+    batches = data.batches(split, params.batch_size, generator)
+    if params.progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, total=n_batches, desc=f"epoch {epoch}/{params.epochs}", leave=False)
+    for b, (images, labels) in enumerate(batches):
+        w = schedules.weight(params.schedule, params.sigma0, epoch, params.epochs, b, n_batches, params.granularity)
+        logits, spikes = model(images)
+        ce = F.cross_entropy(logits, labels)
+        loss = ce + w * spike_count(spikes, params.spike_normalisation, params.num_steps) if w else ce
+        if not torch.isfinite(loss):
+            raise Diverged(f"loss is {loss.item()} at epoch {epoch}, batch {b}")
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        sums += torch.tensor([loss.item(), ce.item(), w], dtype=torch.float64)
+    mean = (sums / n_batches).tolist()
+    return {"train_loss": mean[0], "train_ce": mean[1], "sparsity_weight": mean[2]}
+
+
+def build_model(params: Params) -> SpikingLeNet:
+    return SpikingLeNet(
+        num_steps=params.num_steps,
+        beta=params.beta,
+        threshold=params.threshold,
+        encoding=params.encoding,
+        surrogate=params.surrogate,
+        surrogate_gamma=params.surrogate_gamma,
+        surrogate_scale=params.surrogate_scale,
+        detach_reset=params.detach_reset,
+    )
+
+
+def run(params: Params | dict | None = None, **overrides) -> dict:
+    """Train one experiment and return its record (also written to output_dir/record.json)."""
+    values = dataclasses.asdict(params) if isinstance(params, Params) else dict(params or {})
+    params = Params.from_dict({**values, **overrides}).check()
+    device = resolve_device(params.device)
+    if params.threads:
+        torch.set_num_threads(params.threads)
+    out = Path(params.output_dir)
+    record = {
+        "params": dataclasses.asdict(params),
+        "status": "running",
+        "reason": None,
+        "epochs": [],
+        "versions": {"lib": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        "device": str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})",
+        "host": platform.node(),
+        "seed": params.seed,
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "wall_seconds": None,
+    }
+    start = time.perf_counter()
+    write_json_atomic(out / "record.json", record)
+
+    cifar = data.load_cifar10(params.data_dir or None, params.cache_dir or None)
+    splits = data.prepare(
+        cifar, params.seed, params.val_fraction, params.train_size, params.val_size, params.test_size, device
+    )
+    record["data"] = {
+        "dir": str(data.resolve_data_dir(params.data_dir or None)),
+        "train": len(splits.train), "val": len(splits.val), "test": len(splits.test),
+        "mean": splits.mean, "std": splits.std,
+    }
+    torch.manual_seed(params.seed)
+    model = build_model(params).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=params.lr)
+    generator = torch.Generator().manual_seed(params.seed)
+
+    try:
+        for epoch in range(1, params.epochs + 1):
+            t0 = time.perf_counter()
+            row = {"epoch": epoch, **train_epoch(model, optimiser, splits.train, params, epoch, generator)}
+            train_seconds = time.perf_counter() - t0
+            for name in ("val", "test"):
+                result = evaluate(model, getattr(splits, name), params.eval_batch_size)
+                row.update({f"{name}_{k}": v for k, v in result.items()})
+            row.update(train_seconds=train_seconds, seconds=time.perf_counter() - t0)
+            record["epochs"].append(row)
+            record["wall_seconds"] = time.perf_counter() - start
+            write_json_atomic(out / "record.json", record)
+            if params.progress:
+                print(
+                    f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  w {row['sparsity_weight']:.3g}  "
+                    f"val acc {row['val_accuracy']:.4f}  val spikes {row['val_spikes']:.0f}  "
+                    f"({row['seconds']:.1f} s)",
+                    flush=True,
+                )
+        record["status"] = "complete"
+    except Diverged as err:
+        record.update(status="failed", reason=str(err))
+    except BaseException as err:  # recorded, then raised: a crash never leaves "running"
+        record.update(status="failed", reason=f"{type(err).__name__}: {err}")
+        record["wall_seconds"] = time.perf_counter() - start
+        write_json_atomic(out / "record.json", record)
+        raise
+    record["wall_seconds"] = time.perf_counter() - start
+    write_json_atomic(out / "record.json", record)
+    return record
+
+
+def load_record(path) -> dict:
+    """A record.json, or the one inside a run directory."""
+    path = Path(path)
+    return json.loads((path / "record.json" if path.is_dir() else path).read_text())

@@ -1,0 +1,119 @@
+"""Both CIFAR-10 layouts on tiny trees made here, the split, the cache and the errors."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lib import data
+from lib.data import CLASSES
+
+
+def make_imagefolder(root, per_class=(3, 2)):
+    rng = np.random.default_rng(0)
+    for split, count in zip(("train", "test"), per_class, strict=True):
+        for name in CLASSES:
+            (root / split / name).mkdir(parents=True)
+            for k in range(count):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / name / f"{k:04d}.png")
+    return root
+
+
+def make_torchvision(root, per_batch=4):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        entry = {"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8), "labels": list(range(per_batch))}
+        with open(folder / name, "wb") as f:
+            pickle.dump(entry, f)
+    return root
+
+
+def test_imagefolder_layout_decodes_and_labels_by_sorted_class(tmp_path):
+    root = make_imagefolder(tmp_path / "cifar")
+    assert data.layout(root) == "imagefolder"
+    d = data.load_cifar10(root, tmp_path / "cache")
+    assert d.train_images.shape == (30, 3, 32, 32) and d.train_images.dtype == torch.uint8
+    assert d.test_images.shape == (20, 3, 32, 32)
+    assert d.train_labels.tolist() == [c for c in range(10) for _ in range(3)]
+    # pixel (row 0, col 0) of airplane/0001.png, channel-first
+    pixels = np.asarray(Image.open(root / "train" / "airplane" / "0001.png"))
+    assert d.train_images[1, :, 0, 0].tolist() == pixels[0, 0].tolist()
+
+
+def test_torchvision_layout_reads_channel_major_rows(tmp_path):
+    root = make_torchvision(tmp_path / "tv")
+    assert data.layout(root) == "torchvision"
+    assert data.layout(root / "cifar-10-batches-py") == "torchvision"
+    d = data.load_cifar10(root, tmp_path / "cache")
+    assert d.train_images.shape == (20, 3, 32, 32) and d.test_images.shape == (4, 3, 32, 32)
+    with open(root / "cifar-10-batches-py" / "data_batch_2", "rb") as f:
+        row = pickle.load(f)["data"][1]
+    assert d.train_images[5].flatten().tolist() == row.tolist()  # batch 2, image 1
+    assert d.train_labels[:5].tolist() == [0, 1, 2, 3, 0]
+
+
+def test_cache_is_written_once_and_reused(tmp_path):
+    root = make_imagefolder(tmp_path / "cifar")
+    data.load_cifar10(root, tmp_path / "cache")
+    files = list((tmp_path / "cache").glob("*.pt"))
+    assert len(files) == 1
+    (root / "train" / "airplane" / "0000.png").unlink()  # data changed: a new cache entry
+    assert len(data.load_cifar10(root, tmp_path / "cache").train_labels) == 29
+
+
+def test_env_variable_is_used(tmp_path, monkeypatch):
+    root = make_torchvision(tmp_path / "tv")
+    monkeypatch.setenv("CIFAR10_DIR", str(root))
+    assert data.resolve_data_dir() == root.resolve()
+
+
+def test_missing_data_says_where_and_how(tmp_path, monkeypatch):
+    monkeypatch.delenv("CIFAR10_DIR", raising=False)
+    with pytest.raises(data.DataNotFoundError, match="CIFAR10_DIR"):
+        data.load_cifar10()
+    with pytest.raises(data.DataNotFoundError, match=str(tmp_path)):
+        data.load_cifar10(tmp_path, tmp_path / "cache")
+
+
+def test_cache_inside_data_dir_is_refused(tmp_path):
+    root = make_torchvision(tmp_path / "tv")
+    with pytest.raises(ValueError, match="must not be inside"):
+        data.load_cifar10(root, root / "cache")
+
+
+def test_split_is_seeded_disjoint_and_80_20():
+    train, val = data.split_indices(50_000, 0.2, seed=3)
+    assert len(train) == 40_000 and len(val) == 10_000
+    assert len(set(train.tolist()) | set(val.tolist())) == 50_000
+    assert torch.equal(train, data.split_indices(50_000, 0.2, seed=3)[0])
+    assert not torch.equal(train, data.split_indices(50_000, 0.2, seed=4)[0])
+
+
+def test_prepare_normalises_with_training_statistics(tmp_path):
+    d = data.load_cifar10(make_imagefolder(tmp_path / "cifar", (10, 4)), tmp_path / "cache")
+    s = data.prepare(d, seed=0, train_size=50, val_size=10, test_size=20)
+    assert (len(s.train), len(s.val), len(s.test)) == (50, 10, 20)
+    torch.testing.assert_close(s.train.images.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(s.train.images.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="train_size"):
+        data.prepare(d, train_size=81)
+
+
+def test_batches_cover_every_image_once(tmp_path):
+    split = data.Split(torch.arange(10.0).view(10, 1), torch.arange(10))
+    seen = [y for _, ys in data.batches(split, 3, torch.Generator().manual_seed(0)) for y in ys.tolist()]
+    assert sorted(seen) == list(range(10)) and seen != list(range(10))
+    assert [len(y) for _, y in data.batches(split, 3)] == [3, 3, 3, 1]
+    assert data.num_batches(split, 3) == 4
+
+
+def test_real_cifar10_counts_and_labels(cifar10_dir, cache_dir):
+    d = data.load_cifar10(cifar10_dir, cache_dir)
+    assert d.train_images.shape == (50_000, 3, 32, 32) and d.test_images.shape == (10_000, 3, 32, 32)
+    assert torch.bincount(d.train_labels).tolist() == [5000] * 10
+    assert torch.bincount(d.test_labels).tolist() == [1000] * 10

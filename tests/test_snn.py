@@ -1,0 +1,176 @@
+"""LIF dynamics, surrogates and spike accounting, checked by hand and against references."""
+
+import pytest
+import torch
+
+from lib.snn import (
+    LIF,
+    SURROGATES,
+    FastSigmoidSpike,
+    PiecewiseLinearSpike,
+    SpikingLeNet,
+    encode,
+    spike_count,
+    surrogate,
+)
+
+
+def test_three_step_lif_trace_by_hand():
+    # beta 0.5, threshold 1, constant input 0.8:
+    # t1: mem 0.8            -> no spike, mem 0.8
+    # t2: mem 0.4 + 0.8 = 1.2 -> spike,    mem 0.2
+    # t3: mem 0.1 + 0.8 = 0.9 -> no spike, mem 0.9
+    lif = LIF(beta=0.5, threshold=1.0)
+    mem = torch.zeros(1)
+    trace = []
+    for _ in range(3):
+        spk, mem = lif(torch.tensor([0.8]), mem)
+        trace.append((spk.item(), round(mem.item(), 6)))
+    assert trace == [(0.0, 0.8), (1.0, 0.2), (0.0, 0.9)]
+    seq = lif.sequence(torch.full((3, 1), 0.8))
+    assert seq.flatten().tolist() == [0.0, 1.0, 0.0]
+
+
+def independent_lif(currents, beta, threshold):
+    """Plain-Python LIF of the same equations, one neuron at a time."""
+    out = []
+    for neuron in currents.T.tolist():
+        mem, spikes = 0.0, []
+        for cur in neuron:
+            mem = beta * mem + cur
+            spk = 1.0 if mem > threshold else 0.0
+            mem -= spk * threshold
+            spikes.append(spk)
+        out.append(spikes)
+    return torch.tensor(out).T
+
+
+def test_lif_agrees_spike_for_spike_with_independent_implementation():
+    torch.manual_seed(1)
+    cur = torch.rand(50, 200, dtype=torch.float64) * 1.5
+    expected = independent_lif(cur, 0.9, 1.0)
+    assert expected.sum() > 100  # the test exercises firing
+    assert torch.equal(LIF(0.9, 1.0).sequence(cur), expected.to(cur.dtype))
+
+
+@pytest.mark.parametrize(
+    "x, expected",  # gamma * max(0, 1 - |x| / width), gamma 2, width 0.5
+    [(0.0, 2.0), (0.25, 1.0), (-0.25, 1.0), (0.5, 0.0), (-1.0, 0.0), (0.1, 1.6)],
+)
+def test_piecewise_linear_surrogate_at_known_points(x, expected):
+    x = torch.tensor([x], requires_grad=True)
+    spk = PiecewiseLinearSpike.apply(x, 2.0, 0.5)
+    spk.backward()
+    assert spk.item() == float(x.item() > 0)
+    assert x.grad.item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "x, expected",  # gamma / (1 + slope |x|)^2, gamma 1, slope 10
+    [(0.0, 1.0), (0.1, 0.25), (-0.1, 0.25), (0.3, 1 / 16), (1.0, 1 / 121)],
+)
+def test_fast_sigmoid_surrogate_at_known_points(x, expected):
+    x = torch.tensor([x], requires_grad=True)
+    spk = FastSigmoidSpike.apply(x, 1.0, 10.0)
+    spk.backward()
+    assert spk.item() == float(x.item() > 0)
+    assert x.grad.item() == pytest.approx(expected)
+
+
+def test_surrogate_factory_and_unknown_name():
+    x = torch.tensor([0.5, -0.5])
+    assert surrogate("fast_sigmoid")(x).tolist() == [1.0, 0.0]
+    with pytest.raises(ValueError, match="piecewise_linear"):
+        surrogate("tanh")
+
+
+@pytest.mark.parametrize("name", list(SURROGATES))
+@pytest.mark.parametrize("detach_reset", [True, False])
+def test_fused_lif_gradient_equals_step_by_step_autograd(name, detach_reset):
+    torch.manual_seed(0)
+    cur = (torch.rand(12, 64, dtype=torch.float64) * 1.6).requires_grad_()
+    weights = torch.randn(12, 64, dtype=torch.float64)
+    lif = LIF(0.8, 1.0, name, 1.0, 1.0 if name == "piecewise_linear" else 5.0, detach_reset)
+    (lif.sequence(cur) * weights).sum().backward()
+    fused = cur.grad.clone()
+    cur.grad = None
+    mem, total = torch.zeros(64, dtype=torch.float64), 0
+    for t in range(12):
+        spk, mem = lif(cur[t], mem)
+        total = total + (spk * weights[t]).sum()
+    total.backward()
+    torch.testing.assert_close(fused, cur.grad)
+
+
+@pytest.mark.parametrize("encoding", ["direct", "poisson"])
+def test_lenet_shapes_and_fast_path_equals_step_by_step(encoding):
+    torch.manual_seed(0)
+    fast = SpikingLeNet(num_steps=5, encoding=encoding, threshold=0.5)
+    ref = SpikingLeNet(num_steps=5, encoding=encoding, threshold=0.5, step_by_step=True)
+    ref.load_state_dict(fast.state_dict())
+    images = torch.randn(3, 3, 32, 32)
+    logits, spikes = fast(images, generator=torch.Generator().manual_seed(3))
+    ref_logits, ref_spikes = ref(images, generator=torch.Generator().manual_seed(3))
+    assert logits.shape == (3, 10) and spikes.shape == (3, 4)
+    assert torch.equal(spikes, ref_spikes)
+    torch.testing.assert_close(logits, ref_logits)
+    (logits.square().sum() + 1e-3 * spikes.sum()).backward()
+    (ref_logits.square().sum() + 1e-3 * ref_spikes.sum()).backward()
+    for (name, p), q in zip(fast.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_spike_counts_equal_explicit_sum_over_recorded_spikes():
+    torch.manual_seed(0)
+    net = SpikingLeNet(num_steps=4, threshold=0.3)
+    recorded = {i: [] for i in range(4)}
+    originals = [lif.forward for lif in net.lif]
+
+    def recording(i):
+        def forward(cur, mem):
+            spk, mem = originals[i](cur, mem)
+            recorded[i].append(spk.detach())
+            return spk, mem
+
+        return forward
+
+    for i, lif in enumerate(net.lif):
+        lif.forward = recording(i)
+    net.step_by_step = True
+    images = torch.randn(2, 3, 32, 32)
+    _, spikes = net(images)
+    # recorded[i]: one (B, ...) tensor per step -> (T, B, ...) -> sum over all but B
+    per_layer = [torch.stack(recorded[i]).transpose(0, 1).flatten(1).sum(1) for i in range(4)]
+    explicit = torch.stack(per_layer, 1)
+    assert torch.equal(spikes, explicit)
+    assert spikes[:, :2].sum() > 0
+    net.step_by_step = False
+    assert torch.equal(net(images)[1], spikes)
+
+
+def test_poisson_encoding_is_signed_rate_code():
+    images = torch.tensor([0.0, 0.5, -1.0, 3.0]).view(1, 1, 1, 4)
+    spikes = encode(images, 4000, "poisson", torch.Generator().manual_seed(0))
+    rate = spikes.mean(0).flatten()
+    assert rate[0] == 0 and rate[2] == -1 and rate[3] == 1
+    assert abs(rate[1] - 0.5) < 0.03
+    with pytest.raises(ValueError, match="direct"):
+        encode(images, 2, "latency")
+
+
+def test_spike_count_normalisations():
+    spikes = torch.tensor([[4.0, 2.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+    assert spike_count(spikes).item() == 4.0
+    per_neuron_step = spike_count(spikes, "per_neuron_step", num_steps=2, layer_sizes=(4, 2, 1, 1))
+    assert per_neuron_step.item() == pytest.approx(4.0 / 16)
+    with pytest.raises(ValueError, match="sample_total"):
+        spike_count(spikes, "per_layer_max")
+
+
+def test_bad_network_settings():
+    with pytest.raises(ValueError, match="num_steps"):
+        SpikingLeNet(num_steps=0)
+    with pytest.raises(ValueError, match="direct"):
+        SpikingLeNet(encoding="rate")
+    with pytest.raises(ValueError, match="fast_sigmoid"):
+        SpikingLeNet(surrogate="arctan")

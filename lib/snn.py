@@ -284,12 +284,19 @@ class SpikingLeNet(nn.Module):
     layer_sizes = (4704, 1600, 120, 84)
 
     def forward(self, images, generator=None):
+        logits, counts = self.activity(images, generator)
+        return logits, torch.stack([c.flatten(1).sum(1) for c in counts], dim=1)
+
+    def activity(self, images, generator=None):
+        """`logits, counts`: counts[l] is (B, *neurons of layer l), each neuron's spikes summed
+        over time; the primitive under `forward`'s per-layer totals, and under any
+        per-neuron penalty or synaptic-operation count."""
         inputs = encode(images, self.num_steps, self.encoding, generator)
         if self.step_by_step:
-            return self._forward_step_by_step(inputs)
-        return self._forward_layer_by_layer(images, inputs)
+            return self._activity_step_by_step(inputs)
+        return self._activity_layer_by_layer(images, inputs)
 
-    def _forward_layer_by_layer(self, images, inputs):
+    def _activity_layer_by_layer(self, images, inputs):
         T, B = self.num_steps, images.shape[0]
         if self.encoding == "direct":  # the same current at every step: convolve once
             cur1 = self.conv1(images).unsqueeze(0).expand(T, -1, -1, -1, -1)
@@ -302,17 +309,12 @@ class SpikingLeNet(nn.Module):
         spk3 = self.lif[2].sequence(cur3)
         spk4 = self.lif[3].sequence(self.fc2(spk3))
         logits = self.fc3(spk4.mean(0))  # fc3 is linear: mean of readouts = readout of mean
-        spikes = torch.stack(
-            [s.sum(dim=tuple(d for d in range(s.dim()) if d != 1)) for s in (spk1, spk2, spk3, spk4)],
-            dim=1,
-        )
-        return logits, spikes
+        return logits, [s.sum(0) for s in (spk1, spk2, spk3, spk4)]
 
-    def _forward_step_by_step(self, inputs):
+    def _activity_step_by_step(self, inputs):
         """Reference formulation: every layer advances one step at a time."""
-        B = inputs.shape[1]
         mems = [torch.zeros((), device=inputs.device)] * len(LAYERS)
-        counts = [inputs.new_zeros(B)] * len(LAYERS)
+        counts = [0.0] * len(LAYERS)
         readout = 0.0
         for x in inputs.unbind(0):
             h = x
@@ -322,10 +324,10 @@ class SpikingLeNet(nn.Module):
                 if layer is self.fc1:
                     h = h.flatten(1)
                 spk, mems[i] = self.lif[i](layer(h), mems[i])
-                counts[i] = counts[i] + spk.flatten(1).sum(1)
+                counts[i] = counts[i] + spk
                 h = F.avg_pool2d(spk, 2) if pool else spk
             readout = readout + self.fc3(h)
-        return readout / self.num_steps, torch.stack(counts, dim=1)
+        return readout / self.num_steps, counts
 
 
 def spike_count(spikes, normalisation: str = "sample_total", num_steps: int = 1,

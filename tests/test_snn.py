@@ -174,3 +174,14 @@ def test_bad_network_settings():
         SpikingLeNet(encoding="rate")
     with pytest.raises(ValueError, match="fast_sigmoid"):
         SpikingLeNet(surrogate="arctan")
+
+
+def test_activity_gives_per_neuron_counts_that_sum_to_spikes():
+    torch.manual_seed(0)
+    net = SpikingLeNet(num_steps=3, threshold=0.3)
+    images = torch.randn(2, 3, 32, 32)
+    logits, counts = net.activity(images)
+    assert [tuple(c.shape) for c in counts] == [(2, 6, 28, 28), (2, 16, 10, 10), (2, 120), (2, 84)]
+    assert all(c.max() <= 3 and c.min() >= 0 for c in counts)  # at most one spike per step
+    _, spikes = net(images)
+    assert torch.equal(torch.stack([c.flatten(1).sum(1) for c in counts], 1), spikes)

@@ -56,25 +56,34 @@ INPUT_MACS = ("per_step", "once")
 POOL = 2  # SpikingLeNet's average pools after lif1 and lif2
 
 
+def conv_fanout(conv, out_size) -> torch.Tensor:
+    """(C_in, H_in, W_in): per input position of `conv`, how many (output channel, output
+    position) pairs it feeds, given the output's (H_out, W_out). A transposed convolution of
+    ones (as sinabs counts it), so borders, stride and padding are exact."""
+    weight = conv.weight.detach()
+    ones = torch.ones(1, conv.out_channels, *out_size, device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        return F.conv_transpose2d(
+            ones, torch.ones_like(weight), stride=conv.stride, padding=conv.padding, dilation=conv.dilation
+        )[0]
+
+
+def pooled(fanout, pool: int = POOL) -> torch.Tensor:
+    """Fan-out before a pool x pool pooling: every neuron of a cell feeds what the cell feeds."""
+    return fanout.repeat_interleave(pool, -2).repeat_interleave(pool, -1)
+
+
 def fanouts(model) -> list[torch.Tensor]:
     """Per hidden neuron, the accumulates one of its spikes causes (module docstring);
     shaped like one sample of `model.activity`'s counts, on the model's device."""
     conv2, fc1, fc2, fc3 = model.conv2, model.fc1, model.fc2, model.fc3
     side = math.isqrt(model.layer_sizes[1] // conv2.out_channels)  # conv2's output: 10 x 10
-    weight = conv2.weight.detach()
-    with torch.no_grad():
-        # (1, 6, 14, 14): how many conv2 (output position, channel) pairs each pooled cell feeds
-        cells = F.conv_transpose2d(
-            torch.ones(1, conv2.out_channels, side, side, device=weight.device, dtype=weight.dtype),
-            torch.ones_like(weight), stride=conv2.stride, padding=conv2.padding, dilation=conv2.dilation,
-        )[0]
-    lif1 = cells.repeat_interleave(POOL, -2).repeat_interleave(POOL, -1)
-    full = lambda n, value: torch.full((n,), float(value), device=weight.device, dtype=weight.dtype)
+    like = dict(device=conv2.weight.device, dtype=conv2.weight.dtype)
     return [
-        lif1,
-        full(model.layer_sizes[1], fc1.out_features).view(conv2.out_channels, side, side),
-        full(model.layer_sizes[2], fc2.out_features),
-        full(model.layer_sizes[3], fc3.out_features),
+        pooled(conv_fanout(conv2, (side, side))),
+        torch.full((conv2.out_channels, side, side), float(fc1.out_features), **like),
+        torch.full((model.layer_sizes[2],), float(fc2.out_features), **like),
+        torch.full((model.layer_sizes[3],), float(fc3.out_features), **like),
     ]
 
 
@@ -97,8 +106,9 @@ def synops(model, images, generator=None) -> torch.Tensor:
 def dense_macs(model) -> tuple[int, ...]:
     """MACs of the same LeNet as a non-spiking network, per layer conv1, conv2, fc1, fc2, fc3:
     outputs x fan-in (no padding in LeNet, so every output sees a full window)."""
-    conv = [size * layer.weight[0].numel() for size, layer in zip(model.layer_sizes, (model.conv1, model.conv2))]
-    return (*conv, *(layer.in_features * layer.out_features for layer in (model.fc1, model.fc2, model.fc3)))
+    conv1 = model.layer_sizes[0] * model.conv1.weight[0].numel()
+    conv2 = model.layer_sizes[1] * model.conv2.weight[0].numel()
+    return (conv1, conv2, *(fc.in_features * fc.out_features for fc in (model.fc1, model.fc2, model.fc3)))
 
 
 def input_macs(model, convention: str = "per_step") -> int:

@@ -60,8 +60,10 @@ def parse_layer_weights(value, num_layers: int = 4) -> tuple[float, ...]:
     try:
         weights = tuple(float(x) for x in items)
     except (TypeError, ValueError):
-        raise ValueError(f"layer_weights must be {num_layers} comma-separated numbers, got {value!r}") from None
-    if len(weights) != num_layers or not all(math.isfinite(x) and x >= 0 for x in weights):
+        weights = ()
+    if len(weights) != num_layers:
+        raise ValueError(f"layer_weights must be {num_layers} comma-separated numbers, got {value!r}")
+    if not all(math.isfinite(x) and x >= 0 for x in weights):
         raise ValueError(f"layer_weights must be {num_layers} finite numbers >= 0, got {value!r}")
     return weights
 

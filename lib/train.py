@@ -2,10 +2,12 @@
 
     loss = cross_entropy(logits, target) + w(schedule, sigma0, n, N) * spikeCount   (eqs. 1-8)
 
-After every epoch the validation and test splits are evaluated (accuracy and spikes per
-sample, per layer too) and `record.json` is rewritten atomically in the output
-directory, so a crash loses at most the epoch in progress. Its `status` is "running",
-then "complete", or "failed" with the reason (bad input never gets that far: it is
+or, for the baselines of `lib.schedules.REGULARISERS`, w * penalty(per-neuron counts) of
+`lib.penalties`. After every epoch the validation and test splits are evaluated (accuracy,
+and per sample spikes, SynOps and energy of `lib.energy`, per layer too) and
+`record.json` is rewritten atomically in the output directory, so a crash loses at most
+the epoch in progress. Its `status` is "running", then "complete", or "failed" with the
+reason (bad input never gets that far: it is
 rejected by `Params.check` before any data is loaded).
 
     from lib.train import run

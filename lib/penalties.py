@@ -28,7 +28,10 @@ def upper_bound(counts, bound: float):
     Reduction as in their lab's library stork (fmi-basel/stork, `regularizers.UpperBoundL2`
     with dims=False, one regulariser per layer): the mean over batch and the layer's neurons,
     summed over layers, so a layer counts by its typical neuron, not by its size. `bound` is
-    in spikes per neuron per inference (over all num_steps), as stork's threshold is.
+    in spikes per neuron per inference (over all num_steps), as stork's threshold is. Its
+    default (`Params.spike_bound` = 1) is ours: one spike per image is free, so at
+    num_steps = 8 a neuron pays only above a rate of 1/8 per step; bound 0 makes this a plain
+    per-neuron L2 penalty on the counts.
     """
     return sum(torch.relu(c - bound).square().mean() for c in counts)
 

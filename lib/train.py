@@ -7,8 +7,8 @@ or, for the baselines of `lib.schedules.REGULARISERS`, w * penalty(per-neuron co
 and per sample spikes, SynOps and energy of `lib.energy`, per layer too) and
 `record.json` is rewritten atomically in the output directory, so a crash loses at most
 the epoch in progress. Its `status` is "running", then "complete", or "failed" with the
-reason (bad input never gets that far: it is
-rejected by `Params.check` before any data is loaded).
+reason (bad input never gets that far: it is rejected by `Params.check` before any data
+is loaded).
 
     from lib.train import run
     record = run(schedule="linear", sigma0=3e-6, epochs=10, output_dir="results/x")

@@ -21,6 +21,14 @@ finely it alternates; two granularities are offered:
                        integer at n: whole epochs, their share following p.
 
 With N = 1 there is no "rising": p = 1 (the last epoch is always on).
+
+Beside the paper's schedules, REGULARISERS holds other sparsity terms as baselines
+(`lib.penalties`), run by the same name: L = cross_entropy + w * penalty(counts) with
+w = sigma0 at every epoch, the constant strength those regularisers are used with.
+
+    upper_bound     per-neuron spikes above a bound, squared (Zenke & Vogels 2021)
+    synops          spikes weighted by fan-out (after Sorbaro et al. 2020)
+    layer_weighted  spikeCount with a weight per layer
 """
 
 from __future__ import annotations
@@ -54,13 +62,23 @@ SCHEDULES = {
     "alternating_linear": (_linear, True),
 }
 
+REGULARISERS = {
+    # name: (the factor, alternates?, the penalty of lib.penalties.PENALTIES in place of spikeCount)
+    "upper_bound": (_constant, False, "upper_bound"),
+    "synops": (_constant, False, "synops"),
+    "layer_weighted": (_constant, False, "layer_weighted"),
+}
+
+NAMES = (*SCHEDULES, *REGULARISERS)
+"""Every schedule name `weight` and `lib.train.run` accept: the paper's, then the baselines."""
+
 GRANULARITIES = ("batch", "epoch")
 
 
 def check(schedule: str, granularity: str = "batch") -> None:
     """Raise ValueError for an unknown schedule or granularity."""
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
+    if schedule not in NAMES:
+        raise ValueError(f"unknown schedule {schedule!r}; valid: {', '.join(NAMES)}")
     if granularity not in GRANULARITIES:
         raise ValueError(
             f"unknown granularity {granularity!r}; valid: {', '.join(GRANULARITIES)}"
@@ -89,8 +107,14 @@ def weight(schedule, sigma0, epoch, num_epochs, batch=0, num_batches=1, granular
         raise ValueError(f"epoch must be in 1..{num_epochs}, got {epoch}")
     if not 0 <= batch < num_batches:
         raise ValueError(f"batch must be in 0..{num_batches - 1}, got {batch}")
-    factor, alternates = SCHEDULES[schedule]
+    factor, alternates = SCHEDULES[schedule] if schedule in SCHEDULES else REGULARISERS[schedule][:2]
     w = factor(sigma0, epoch, num_epochs)
     if alternates:
         w *= alternation(epoch, num_epochs, batch, num_batches, granularity)
     return float(w)
+
+
+def penalty(schedule: str) -> str | None:
+    """The `lib.penalties` name a schedule weights, or None for the paper's spikeCount."""
+    check(schedule)
+    return REGULARISERS[schedule][2] if schedule in REGULARISERS else None

@@ -2,11 +2,13 @@
 
     loss = cross_entropy(logits, target) + w(schedule, sigma0, n, N) * spikeCount   (eqs. 1-8)
 
-After every epoch the validation and test splits are evaluated (accuracy and spikes per
-sample, per layer too) and `record.json` is rewritten atomically in the output
-directory, so a crash loses at most the epoch in progress. Its `status` is "running",
-then "complete", or "failed" with the reason (bad input never gets that far: it is
-rejected by `Params.check` before any data is loaded).
+or, for the baselines of `lib.schedules.REGULARISERS`, w * penalty(per-neuron counts) of
+`lib.penalties`. After every epoch the validation and test splits are evaluated (accuracy,
+and per sample spikes, SynOps and energy of `lib.energy`, per layer too) and
+`record.json` is rewritten atomically in the output directory, so a crash loses at most
+the epoch in progress. Its `status` is "running", then "complete", or "failed" with the
+reason (bad input never gets that far: it is rejected by `Params.check` before any data
+is loaded).
 
     from lib.train import run
     record = run(schedule="linear", sigma0=3e-6, epochs=10, output_dir="results/x")
@@ -27,7 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import __version__, data, schedules
+from . import __version__, data, energy, penalties, schedules
 from .snn import ENCODINGS, LAYERS, SPIKE_NORMALISATIONS, SURROGATES, SpikingLeNet, spike_count
 
 
@@ -35,11 +37,13 @@ from .snn import ENCODINGS, LAYERS, SPIKE_NORMALISATIONS, SURROGATES, SpikingLeN
 class Params:
     """Every setting of one run; the defaults are a sensible full run (DESIGN.md sec. 3)."""
 
-    schedule: str = "baseline"  # sparsity weighting: lib.schedules.SCHEDULES
+    schedule: str = "baseline"  # sparsity weighting: lib.schedules.NAMES (the paper's, then REGULARISERS)
     sigma0: float = 0.0  # scale of the spike-count loss (eqs. 4-8)
     epochs: int = 20  # N, the number of epochs the run is planned for
     granularity: str = "batch"  # how alternating schedules alternate: batch | epoch
     spike_normalisation: str = "sample_total"  # spikeCount unit: sample_total | per_neuron_step
+    spike_bound: float = 1.0  # upper_bound schedule only: spikes per neuron per inference that cost nothing
+    layer_weights: str = "1,1,1,1"  # layer_weighted schedule only: weights of lif1..lif4 spikes, comma-separated
     num_steps: int = 8  # T, simulation time steps per image
     beta: float = 0.9  # membrane decay per step
     threshold: float = 1.0  # firing threshold
@@ -83,7 +87,8 @@ class Params:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0 (0 = all / default), got {value!r}")
-        finite = {"sigma0": 0.0, "lr": None, "threshold": None, "surrogate_scale": None, "surrogate_gamma": None}
+        finite = {"sigma0": 0.0, "spike_bound": 0.0,
+                  "lr": None, "threshold": None, "surrogate_scale": None, "surrogate_gamma": None}
         for name, minimum in finite.items():
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
@@ -98,6 +103,8 @@ class Params:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
         if self.schedule != "baseline" and self.sigma0 == 0:
             raise ValueError(f"schedule {self.schedule!r} needs sigma0 > 0 (sigma0 = 0 is the baseline)")
+        if not any(penalties.parse_layer_weights(self.layer_weights)) and self.schedule == "layer_weighted":
+            raise ValueError("schedule 'layer_weighted' needs a layer weight > 0 (all 0 is the baseline)")
         resolve_device(self.device)
         return self
 
@@ -134,19 +141,38 @@ def write_json_atomic(path: Path, obj) -> None:
 
 @torch.no_grad()
 def evaluate(model, split: data.Split, batch_size: int) -> dict:
-    """Accuracy in [0, 1] and average spikes per sample (total and per layer)."""
+    """Accuracy in [0, 1], and per sample on average: spikes and SynOps (total and per layer)
+    and the energy estimate of `lib.energy` (its default conventions)."""
     model.eval()
+    fanout = energy.fanouts(model)
     correct, spikes = 0, torch.zeros(len(LAYERS), dtype=torch.float64)
+    synops = torch.zeros(len(LAYERS), dtype=torch.float64)
     for images, labels in data.batches(split, batch_size):
-        logits, spk = model(images)
+        logits, counts = model.activity(images)
+        spk = torch.stack([c.flatten(1).sum(1) for c in counts], dim=1)  # as model(images) sums them
         correct += (logits.argmax(1) == labels).sum().item()
         spikes += spk.sum(0).double().cpu()
+        synops += energy.synops_from_counts([c.double() for c in counts], fanout).sum(0).cpu()
     per_layer = (spikes / len(split)).tolist()
-    return {"accuracy": correct / len(split), "spikes": math.fsum(per_layer), "spikes_per_layer": per_layer}
+    synops_per_layer = (synops / len(split)).tolist()
+    return {
+        "accuracy": correct / len(split), "spikes": math.fsum(per_layer), "spikes_per_layer": per_layer,
+        "synops": math.fsum(synops_per_layer), "synops_per_layer": synops_per_layer,
+        "energy_pj": energy.energy_pj(math.fsum(synops_per_layer), model),
+    }
 
 
 class Diverged(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+def sparsity_penalty(model, params: Params):
+    """`per_neuron, penalty`: the term w multiplies, and whether it needs the per-neuron counts
+    of `model.activity` (the regularisers) or only the per-layer totals of `model(images)`."""
+    name = schedules.penalty(params.schedule)
+    if name is None:  # the paper's spikeCount (eq. 3)
+        return False, lambda spikes: spike_count(spikes, params.spike_normalisation, params.num_steps)
+    return True, penalties.build(name, model, params.spike_bound, params.layer_weights)
 
 
 def train_epoch(model, optimiser, split, params: Params, epoch: int, generator) -> dict:
@@ -159,11 +185,12 @@ def train_epoch(model, optimiser, split, params: Params, epoch: int, generator) 
         from tqdm.auto import tqdm
 
         batches = tqdm(batches, total=n_batches, desc=f"epoch {epoch}/{params.epochs}", leave=False)
+    per_neuron, penalty = sparsity_penalty(model, params)
     for b, (images, labels) in enumerate(batches):
         w = schedules.weight(params.schedule, params.sigma0, epoch, params.epochs, b, n_batches, params.granularity)
-        logits, spikes = model(images)
+        logits, spikes = model.activity(images) if per_neuron else model(images)  # per-neuron | per-layer
         ce = F.cross_entropy(logits, labels)
-        loss = ce + w * spike_count(spikes, params.spike_normalisation, params.num_steps) if w else ce
+        loss = ce + w * penalty(spikes) if w else ce
         if not torch.isfinite(loss):
             raise Diverged(f"loss is {loss.item()} at epoch {epoch}, batch {b}")
         optimiser.zero_grad(set_to_none=True)
@@ -221,6 +248,7 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
     }
     torch.manual_seed(params.seed)
     model = build_model(params).to(device)
+    record["energy"] = energy.reference(model)
     optimiser = torch.optim.Adam(model.parameters(), lr=params.lr)
     generator = torch.Generator().manual_seed(params.seed)
 

@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from lib.schedules import REGULARISERS
 from lib.train import Params, run
 
 SMALL = dict(epochs=2, train_size=512, val_size=256, test_size=256, num_steps=4, progress=False)
@@ -74,6 +75,13 @@ def test_diverging_run_is_recorded_as_failed(cifar10_dir, cache_dir, tmp_path):
         ({"device": "cuda"}, "no CUDA device"),
         ({"device": "tpu-ish"}, "unknown device"),
         ({"learning_rate": 0.1}, "unknown parameter\\(s\\) learning_rate"),
+        ({"schedule": "synops", "sigma0": 0.0}, "needs sigma0 > 0"),
+        ({"spike_bound": -1.0}, "spike_bound must be >= 0"),
+        ({"spike_bound": float("inf")}, "spike_bound must be a finite number"),
+        ({"layer_weights": "1,1,1"}, "layer_weights must be 4 comma-separated numbers"),
+        ({"layer_weights": "1,x,1,1"}, "layer_weights must be 4 comma-separated numbers"),
+        ({"layer_weights": "1,1,1,-2"}, "layer_weights must be 4 finite numbers >= 0"),
+        ({"schedule": "layer_weighted", "sigma0": 1e-6, "layer_weights": "0,0,0,0"}, "needs a layer weight > 0"),
     ],
 )
 def test_bad_input_is_rejected_before_any_work(bad, message, tmp_path, monkeypatch):
@@ -82,6 +90,24 @@ def test_bad_input_is_rejected_before_any_work(bad, message, tmp_path, monkeypat
     with pytest.raises(ValueError, match=message):
         run(output_dir=str(out), **bad)
     assert not out.exists()
+
+
+def test_regularisers_run_and_records_hold_synops_and_energy(cifar10_dir, cache_dir, tmp_path):
+    tiny = {**SMALL, "epochs": 1, "train_size": 128, "val_size": 64, "test_size": 64, "num_steps": 2}
+    for schedule in REGULARISERS:
+        record = run(schedule=schedule, sigma0=1e-6, data_dir=cifar10_dir, cache_dir=cache_dir,
+                     output_dir=str(tmp_path / schedule), **tiny)
+        assert record["status"] == "complete", record["reason"]
+    assert record["energy"]["ann_energy_pj"] == pytest.approx(4.6 * 651_720)
+    assert record["energy"]["snn_input_macs"] == 2 * 352_800  # conv1 at each of the 2 steps
+    row = record["epochs"][0]
+    for name in ("val", "test"):
+        spikes, synops = row[f"{name}_spikes_per_layer"], row[f"{name}_synops_per_layer"]
+        assert row[f"{name}_synops"] == pytest.approx(math.fsum(synops))
+        # every neuron of lif2..lif4 feeds all 120, 84, 10 neurons of the next layer
+        assert synops[1:] == pytest.approx([120 * spikes[1], 84 * spikes[2], 10 * spikes[3]])
+        assert 16 * spikes[0] <= synops[0] <= 400 * spikes[0]  # lif1: 16 (corner) to 16 * 25
+        assert row[f"{name}_energy_pj"] == pytest.approx(0.9 * row[f"{name}_synops"] + 4.6 * 2 * 352_800)
 
 
 def test_missing_data_fails_with_instructions(tmp_path, monkeypatch):

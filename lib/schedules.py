@@ -94,3 +94,12 @@ def weight(schedule, sigma0, epoch, num_epochs, batch=0, num_batches=1, granular
     if alternates:
         w *= alternation(epoch, num_epochs, batch, num_batches, granularity)
     return float(w)
+
+
+def epoch_weights(schedule, sigma0, num_epochs, num_batches=1, granularity="batch"):
+    """The mean weight w of each epoch 1..N over its `num_batches` batches (for plots)."""
+    return [
+        math.fsum(weight(schedule, sigma0, n, num_epochs, b, num_batches, granularity) for b in range(num_batches))
+        / num_batches
+        for n in range(1, num_epochs + 1)
+    ]

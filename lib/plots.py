@@ -85,7 +85,8 @@ def schedule_weights(sigma0s: dict, num_epochs: int, num_batches: int = 1, granu
 def training_curves(pts):
     """Validation accuracy and spikes per epoch, a column per schedule, a line per run."""
     names = [s for s in schedules.SCHEDULES if s in set(pts["schedule"])]
-    fig, axes = plt.subplots(2, len(names), figsize=(3.2 * len(names), 5.5), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(2, max(1, len(names)), figsize=(3.2 * max(1, len(names)), 5.5), squeeze=False,
+                             sharex=True)
     for col, schedule in enumerate(names):
         mine = pts[pts["schedule"] == schedule]
         for _, run in mine.groupby("run_id", sort=False):

@@ -69,6 +69,13 @@ def _mean_sd(mean, sd, fmt):
     return format(mean, fmt) + ("" if isinstance(sd, float) and math.isnan(sd) else f" ± {format(sd, fmt)}")
 
 
+COLUMNS = [
+    "Loss function", "sigma0", "Train. epochs", "Test accuracy (%)", "Avg. spike count", "Spike reduction (%)",
+    "Seeds", "Note", "Paper: sigma0", "Paper: epochs", "Paper: accuracy (%)", "Paper: spike count",
+    "Paper: reduction (%)",
+]
+
+
 def table(summary: pd.DataFrame, name: str) -> pd.DataFrame:
     """The printable table: our columns, then the paper's (`name` is table1 or table2)."""
     ref = paper.TABLES[name]
@@ -91,7 +98,7 @@ def table(summary: pd.DataFrame, name: str) -> pd.DataFrame:
             "Paper: spike count": f"{p[3]:,}" if p else "",
             "Paper: reduction (%)": f"{(1 - p[3] / base) * 100:.1f}" if p else "",
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def markdown(frame: pd.DataFrame) -> str:

@@ -102,7 +102,8 @@ def summarise(selected: pd.DataFrame) -> pd.DataFrame:
                for k in ("test_accuracy", "test_spikes", "spike_reduction") for stat in ("mean", "std")},
             "notes": "; ".join(sorted(set(group["note"]) - {""})),
         })
-    return pd.DataFrame(rows)
+    stats = [f"{k}_{stat}" for k in ("test_accuracy", "test_spikes", "spike_reduction") for stat in ("mean", "std")]
+    return pd.DataFrame(rows, columns=["schedule", "seeds", "sigma0", "epoch", *stats, "notes"])
 
 
 def collapsed(pts: pd.DataFrame) -> pd.DataFrame:

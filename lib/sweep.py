@@ -219,9 +219,11 @@ def execute(profile: Profile, run: Run, results: Path, jobs: int = 1, log_output
             progress_bar=False, log_output=log_output, cwd=str(REPO),
         )
     except Exception as err:
-        raise RunFailed(f"run {run.id} failed ({type(err).__name__}); read {notebook}") from err
+        record = partial / "record.json"
+        reason = json.loads(record.read_text())["reason"] if record.is_file() else f"{type(err).__name__}"
+        raise RunFailed(f"run {run.id} failed: {reason}; read {notebook}") from err
     record = json.loads((partial / "record.json").read_text())
-    if record["status"] != "complete":
+    if record["status"] != "complete":  # the notebook asserts this; a changed notebook might not
         raise RunFailed(f"run {run.id} {record['status']}: {record['reason']}; read {notebook}")
     os.replace(notebook, folder / "train.ipynb")
     os.replace(partial / "record.json", folder / "record.json")  # last: the run is now complete

@@ -102,5 +102,19 @@ def test_committed_notebooks_are_clean_and_parameters_match_params():
     assert names == fields
     defaults = {}
     exec(params_cell.source, {}, defaults)
-    assert train.Params(**defaults) == train.Params()
+    assert train.Params.from_namespace(defaults) == train.Params()
     assert all("  # " in line for line in params_cell.source.splitlines())
+
+
+@pytest.mark.slow
+def test_a_failing_run_is_reported_with_its_notebook(tmp_path, cifar10_dir, cache_dir, monkeypatch):
+    monkeypatch.setenv("CIFAR10_DIR", cifar10_dir)
+    monkeypatch.setenv("SNN_CACHE_DIR", cache_dir)
+    smoke = sweep.load_profile("smoke").params
+    profile = sweep.parse_profile("failing", {**smoke, "epochs": 1, "grid": {
+        "seeds": [0], "sigma0": {"baseline": [], "constant": [1e300]}}})  # an infinite loss: diverges
+    run = profile.run("constant-s1e+300-seed0")
+    with pytest.raises(sweep.RunFailed, match=r"loss is inf.*read .*partial/train.ipynb"):
+        sweep.execute(profile, run, tmp_path)
+    assert sweep.state(profile, run, tmp_path) == "failed"
+    assert "read " in sweep.report(profile, tmp_path)[0]

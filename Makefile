@@ -10,7 +10,7 @@ export SNN_CACHE_DIR ?= $(CURDIR)/results/cache
 # Run everything against this checkout's `lib`, also from a git worktree sharing a venv.
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-PROFILE ?= quick
+PROFILE ?= paper
 RESULTS_DIR ?= results
 # JOBS=N runs N trainings at once (as does make -j N); each then gets cores / N torch threads.
 JOBS ?=
@@ -23,7 +23,7 @@ SUBMAKE = $(MAKE) --no-print-directory -o $(VENV)/.installed PROFILE=$(PROFILE) 
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE=smoke|quick|paper (default quick), JOBS=N (parallel runs)"
+	@echo "  variables: PROFILE=smoke|quick|paper (default paper: all of it), JOBS=N (parallel runs)"
 
 install: $(VENV)/.installed ## create .venv/ with every dependency, lib installed editable
 

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from . import schedules, snn
 from .paper import LOSS_FUNCTION
@@ -51,7 +52,7 @@ def lif_trace(cur: float = 0.8, beta: float = 0.5, threshold: float = 1.0, num_s
     ax.axhline(threshold, color="grey", lw=1, ls=":", label="threshold")
     for ti, s in zip(t, spikes, strict=True):
         if s:
-            ax.annotate("spike", (ti, before[ti - 1]), textcoords="offset points", xytext=(0, 8), ha="center")
+            ax.annotate("spike", (ti, before[ti - 1]), textcoords="offset points", xytext=(8, -4), ha="left")
     ax.set(xlabel="time step t", ylabel="membrane potential", xticks=t,
            title=f"LIF: beta = {beta}, threshold = {threshold}, cur = {cur}")
     ax.legend(fontsize="small")
@@ -78,6 +79,7 @@ def schedule_weights(sigma0s: dict, num_epochs: int, num_batches: int = 1, granu
         w = schedules.epoch_weights(schedule, sigma0, num_epochs, num_batches, granularity)
         ax.plot(epochs, w, "o-", color=PALETTE[schedule], label=f"{schedule} (sigma0 = {sigma0:g})")
     ax.set(xlabel="epoch n", ylabel="w: loss per spike", title=f"Sparsity weight over {num_epochs} epochs")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize="small")
     return fig
 
@@ -97,6 +99,7 @@ def training_curves(pts):
         axes[0, col].set_title(schedule)
         axes[0, col].legend(fontsize="x-small")
         axes[1, col].set_xlabel("epoch")
+        axes[1, col].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 0].set_ylabel("val accuracy (%)")
     axes[1, 0].set_ylabel("val spikes per image")
     fig.tight_layout()

@@ -113,7 +113,10 @@ def parse_profile(name: str, values: dict) -> Profile:
     for key, value in values.items():
         _refuse_number_string(value, f"profile {name!r}: {key}")
     params = {k: v for k, v in values.items() if k != "grid"}
-    Params.from_dict({**params, "schedule": "baseline"}).check()  # type and range errors before any run
+    try:  # type and range errors before any run
+        Params.from_dict({**params, "schedule": "baseline"}).check()
+    except ValueError as err:
+        raise ValueError(f"profile {name!r}: {err}") from None
 
     grid = values.get("grid")
     if not isinstance(grid, dict):
@@ -128,21 +131,21 @@ def parse_profile(name: str, values: dict) -> Profile:
     if not isinstance(sigmas, dict) or "baseline" not in sigmas:
         raise ValueError(f"profile {name!r}: grid.sigma0 must map schedules to sigma0 lists and include baseline")
     runs = []
-    for schedule, values_ in sigmas.items():
+    for schedule, sigma0s in sigmas.items():
         try:
             schedules.check(schedule)
         except ValueError as err:
             raise ValueError(f"profile {name!r}: grid.sigma0: {err}") from None
         where = f"profile {name!r}: grid.sigma0.{schedule}"
         if schedule == "baseline":
-            if values_ not in (None, []):
+            if sigma0s not in (None, []):
                 raise ValueError(f"{where}: the baseline takes no sigma0 (write [] )")
-            values_ = [0.0]
-        elif not isinstance(values_, list) or not values_:
+            sigma0s = [0.0]
+        elif not isinstance(sigma0s, list) or not sigma0s:
             raise ValueError(f"{where}: give a non-empty list of sigma0 values, or leave the schedule out")
         else:
-            values_ = [_number(v, where) for v in values_]
-        runs += [Run(schedule, s, seed) for s in values_ for seed in seeds]
+            sigma0s = [_number(v, where) for v in sigma0s]
+        runs += [Run(schedule, s, seed) for s in sigma0s for seed in seeds]
     ids = [r.id for r in runs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

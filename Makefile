@@ -10,21 +10,50 @@ export SNN_CACHE_DIR ?= $(CURDIR)/results/cache
 # Run everything against this checkout's `lib`, also from a git worktree sharing a venv.
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help install test lint clean
+PROFILE ?= paper
+RESULTS_DIR ?= results
+# JOBS=N runs N trainings at once (as does make -j N); each then gets cores / N torch threads.
+JOBS ?=
+SWEEP := $(BIN)/python -m lib.sweep --results $(RESULTS_DIR)
+RESULTS := $(RESULTS_DIR)/$(PROFILE)
+# reproduce has made (or, given -o, skipped) install already; make does not pass -o down.
+SUBMAKE = $(MAKE) --no-print-directory -o $(VENV)/.installed PROFILE=$(PROFILE) RESULTS_DIR=$(RESULTS_DIR)
+
+.PHONY: help install test lint clean reproduce runs tables
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@echo "  variables: PROFILE=smoke|quick|paper (default paper: all of it), JOBS=N (parallel runs)"
 
 install: $(VENV)/.installed ## create .venv/ with every dependency, lib installed editable
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 test: install ## run the test suite (needs CIFAR-10: CIFAR10_DIR, or ../shared/data/cifar10)
 	$(BIN)/python -m pytest
+
+reproduce: install ## train the runs of params/PROFILE.yaml lacking a complete record (JOBS=N or -j N: in parallel), then tables
+	@$(SWEEP) check $(PROFILE) >/dev/null
+	-@$(SUBMAKE) -k $(if $(JOBS),-j$(JOBS)) runs
+	@$(SUBMAKE) tables
+	@$(SWEEP) status $(PROFILE)
+
+# A run's record.json appears (atomically) only once the run is complete, so make's
+# "file exists" is exactly "run complete": finished runs are skipped, others (re)run.
+ifneq ($(filter runs,$(MAKECMDGOALS)),)
+RECORDS := $(shell $(SWEEP) records $(PROFILE))
+endif
+runs: $(RECORDS) ## train the runs of PROFILE that lack a complete record (used by reproduce)
+
+$(RESULTS)/%/record.json:
+	$(SWEEP) run $(PROFILE) $*
+
+tables: install ## Tables 1-2 and the figures of PROFILE into figures/PROFILE/, from its records (never trains)
+	mkdir -p $(RESULTS)
+	$(BIN)/papermill --log-level WARNING notebooks/tables.ipynb $(RESULTS)/tables.ipynb -p profile $(PROFILE) -p results_dir $(RESULTS_DIR)
 
 lint: install ## check style with ruff
 	$(BIN)/ruff check lib tests

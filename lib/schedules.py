@@ -118,3 +118,12 @@ def penalty(schedule: str) -> str | None:
     """The `lib.penalties` name a schedule weights, or None for the paper's spikeCount."""
     check(schedule)
     return REGULARISERS[schedule][2] if schedule in REGULARISERS else None
+
+
+def epoch_weights(schedule, sigma0, num_epochs, num_batches=1, granularity="batch"):
+    """The mean weight w of each epoch 1..N over its `num_batches` batches (for plots)."""
+    return [
+        math.fsum(weight(schedule, sigma0, n, num_epochs, b, num_batches, granularity) for b in range(num_batches))
+        / num_batches
+        for n in range(1, num_epochs + 1)
+    ]

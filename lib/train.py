@@ -38,7 +38,7 @@ class Params:
     """Every setting of one run; the defaults are a sensible full run (DESIGN.md sec. 3)."""
 
     schedule: str = "baseline"  # sparsity weighting: lib.schedules.NAMES (the paper's, then REGULARISERS)
-    sigma0: float = 0.0  # scale of the spike-count loss (eqs. 4-8)
+    sigma0: float = 1e-6  # scale of the spike-count loss (eqs. 4-8); the baseline ignores it
     epochs: int = 20  # N, the number of epochs the run is planned for
     granularity: str = "batch"  # how alternating schedules alternate: batch | epoch
     spike_normalisation: str = "sample_total"  # spikeCount unit: sample_total | per_neuron_step
@@ -57,13 +57,13 @@ class Params:
     eval_batch_size: int = 1000  # evaluation batch size (memory only; no effect on numbers)
     seed: int = 0  # seeds the split, the initial weights, the batch order
     val_fraction: float = 0.2  # share of the 50,000 training images held out (paper: 20 %)
-    train_size: int = 0  # training images used, 0 = all 40,000
-    val_size: int = 0  # validation images used, 0 = all 10,000
-    test_size: int = 0  # test images used, 0 = all 10,000
-    data_dir: str = ""  # CIFAR-10 folder; "" = $CIFAR10_DIR
-    cache_dir: str = ""  # decoded-data cache; "" = $SNN_CACHE_DIR or ~/.cache/explicit-sparsity
+    train_size: int = 0  # training images used; 0 means all 40,000
+    val_size: int = 0  # validation images used; 0 means all 10,000
+    test_size: int = 0  # test images used; 0 means all 10,000
+    data_dir: str = ""  # CIFAR-10 folder; "" means $CIFAR10_DIR
+    cache_dir: str = ""  # decoded-data cache; "" means $SNN_CACHE_DIR or ~/.cache/explicit-sparsity
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # CPU threads for torch, 0 = torch's default
+    threads: int = 0  # CPU threads for torch; 0 means torch's default
     output_dir: str = "results/run"  # where record.json is written
     progress: bool = True  # a tqdm bar per epoch
 
@@ -116,6 +116,11 @@ class Params:
         if unknown:
             raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         return cls(**values)
+
+    @classmethod
+    def from_namespace(cls, namespace: dict) -> Params:
+        """Params from the variables of that name in `namespace` (a notebook's `globals()`)."""
+        return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
 
 
 def resolve_device(name: str) -> torch.device:
@@ -218,6 +223,8 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
     """Train one experiment and return its record (also written to output_dir/record.json)."""
     values = dataclasses.asdict(params) if isinstance(params, Params) else dict(params or {})
     params = Params.from_dict({**values, **overrides}).check()
+    if params.schedule == "baseline":  # sigma0 has no effect there; record it as the paper does (0)
+        params = dataclasses.replace(params, sigma0=0.0)
     device = resolve_device(params.device)
     if params.threads:
         torch.set_num_threads(params.threads)

@@ -118,3 +118,10 @@ def test_missing_data_fails_with_instructions(tmp_path, monkeypatch):
 
 def test_params_defaults_are_valid():
     assert Params().check().schedule == "baseline"
+
+
+def test_baseline_ignores_sigma0_and_records_zero(cifar10_dir, cache_dir, tmp_path):
+    record = run(schedule="baseline", sigma0=5e-6, data_dir=cifar10_dir, cache_dir=cache_dir, threads=1,
+                 output_dir=str(tmp_path / "b"), **{**SMALL, "epochs": 1, "train_size": 128, "num_steps": 2})
+    assert record["params"]["sigma0"] == 0.0
+    assert record["epochs"][0]["sparsity_weight"] == 0.0

@@ -1,0 +1,120 @@
+"""The notebooks end to end on the smoke profile: one run through papermill, the sweep's
+resume, then the tables notebook: a row per method, every table and figure file.
+
+To keep this quick, only one run goes through papermill (the sweep's own `execute`); the
+other runs of the grid get their records from `lib.train.run` in-process, with the very
+parameters the sweep would pass, into the very place the sweep would put them.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from lib import schedules, sweep, train
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, cifar10_dir, cache_dir):
+    """The smoke profile's results folder with every run complete; (profile, results)."""
+    os.environ.setdefault("CIFAR10_DIR", cifar10_dir)
+    os.environ.setdefault("SNN_CACHE_DIR", cache_dir)
+    results = tmp_path_factory.mktemp("results")
+    profile = sweep.load_profile("smoke")
+    through_papermill = profile.run("linear-s1e-06-seed0")
+    sweep.execute(profile, through_papermill, results)
+    for run in profile.runs:
+        if run != through_papermill:
+            params = sweep.run_params(profile, run, results)
+            train.run(**{**params, "progress": False, "output_dir": str(sweep.run_dir(profile, run, results))})
+    return profile, results
+
+
+@pytest.mark.slow
+def test_a_run_through_papermill_leaves_notebook_and_complete_record(smoke):
+    profile, results = smoke
+    folder = sweep.run_dir(profile, profile.run("linear-s1e-06-seed0"), results)
+    assert sorted(p.name for p in folder.iterdir()) == ["record.json", "train.ipynb"]  # partial/ is gone
+    record = json.loads((folder / "record.json").read_text())
+    assert record["status"] == "complete" and record["params"]["train_size"] == 256
+    assert record["params"]["threads"] == 1 and len(record["epochs"]) == 2
+    executed = nbformat.read(folder / "train.ipynb", as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+
+
+@pytest.mark.slow
+def test_second_sweep_trains_nothing(smoke):
+    profile, results = smoke
+    assert [sweep.state(profile, r, results) for r in profile.runs] == ["complete"] * len(profile.runs)
+    records = [sweep.run_dir(profile, r, results) / "record.json" for r in profile.runs]
+    before = [p.stat().st_mtime_ns for p in records]
+    make = ["make", "-C", str(REPO), "-o", ".venv/.installed", "runs", "PROFILE=smoke", f"RESULTS_DIR={results}"]
+    assert subprocess.run([*make, "-q"]).returncode == 0  # -q: 0 iff every record is up to date
+    done = subprocess.run(make, capture_output=True, text=True, check=True)
+    assert "lib.sweep run" not in done.stdout
+    assert [p.stat().st_mtime_ns for p in records] == before
+
+
+@pytest.mark.slow
+def test_tables_notebook_writes_a_row_per_method_and_every_figure(smoke, tmp_path):
+    profile, results = smoke
+    figures = tmp_path / "figures"
+    papermill.execute_notebook(
+        str(NOTEBOOKS / "tables.ipynb"), str(tmp_path / "tables.ipynb"), progress_bar=False, cwd=str(REPO),
+        parameters={"profile": "smoke", "results_dir": str(results), "figures_dir": str(figures)},
+    )
+    out = figures / "smoke"
+    for table in ("table1", "table2"):
+        md = (out / f"{table}.md").read_text()
+        for label in ("CrossEntropy (baseline)", "C.E. + sigma_constant", "C.E. + sigma_alternate_linear"):
+            assert f"| {label} |" in md
+        assert md.count("\n| ") == 2 + len(schedules.SCHEDULES)  # header, rule, a row per method
+        assert "7 of 7 runs" in md and "Paper: accuracy (%)" in md
+        assert (out / f"{table}.csv").read_text().count("\n") == 1 + len(schedules.SCHEDULES)
+        assert "\\begin{tabular}" in (out / f"{table}.tex").read_text()
+    figures_made = {
+        "sparsity_accuracy_validation", "accuracy_vs_spikes_selected", "schedule_weights",
+        "spikes_per_layer_table1", "spikes_per_layer_table2", "training_curves",
+    }
+    for name in figures_made:
+        assert (out / f"{name}.png").stat().st_size > 0 and (out / f"{name}.pdf").stat().st_size > 0
+    assert (out / "collapsed_runs.csv").exists()
+
+
+def test_committed_notebooks_are_clean_and_parameters_match_params():
+    fields = list(train.Params.__dataclass_fields__)
+    for name in ("train.ipynb", "tables.ipynb"):
+        nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code), f"{name} has outputs"
+        assert all("def " not in c.source and "class " not in c.source for c in code), f"{name} defines code"
+        assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
+    cells = nbformat.read(NOTEBOOKS / "train.ipynb", as_version=4).cells
+    params_cell = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+    names = [line.split(":")[0] for line in params_cell.source.splitlines()]
+    assert names == fields
+    defaults = {}
+    exec(params_cell.source, {}, defaults)
+    assert train.Params.from_namespace(defaults) == train.Params()
+    assert all("  # " in line for line in params_cell.source.splitlines())
+
+
+@pytest.mark.slow
+def test_a_failing_run_is_reported_with_its_notebook(tmp_path, cifar10_dir, cache_dir, monkeypatch):
+    monkeypatch.setenv("CIFAR10_DIR", cifar10_dir)
+    monkeypatch.setenv("SNN_CACHE_DIR", cache_dir)
+    smoke = sweep.load_profile("smoke").params
+    profile = sweep.parse_profile("failing", {**smoke, "epochs": 1, "grid": {
+        "seeds": [0], "sigma0": {"baseline": [], "constant": [1e300]}}})  # an infinite loss: diverges
+    run = profile.run("constant-s1e+300-seed0")
+    with pytest.raises(sweep.RunFailed, match=r"loss is inf.*read .*partial/train.ipynb"):
+        sweep.execute(profile, run, tmp_path)
+    assert sweep.state(profile, run, tmp_path) == "failed"
+    assert "read " in sweep.report(profile, tmp_path)[0]

@@ -1,0 +1,115 @@
+"""The paper's selection rule on small hand-made records: Tables 1 and 2, ties, misses, seeds."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from lib import report, select
+
+
+def record(schedule, sigma0, rows, seed=0):
+    """rows: (val_accuracy, val_spikes, test_accuracy, test_spikes) per epoch."""
+    epochs = [
+        {"epoch": n, "val_accuracy": va, "val_spikes": vs, "test_accuracy": ta, "test_spikes": ts,
+         "val_spikes_per_layer": [vs, 0, 0, 0], "test_spikes_per_layer": [ts / 2, ts / 2, 0, 0]}
+        for n, (va, vs, ta, ts) in enumerate(rows, start=1)
+    ]
+    return {"run_id": f"{schedule}-{sigma0:g}-{seed}", "params": {"schedule": schedule, "sigma0": sigma0, "seed": seed},
+            "epochs": epochs}
+
+
+BASELINE = record("baseline", 0.0, [(0.50, 300, 0.5, 300), (0.60, 280, 0.6, 280), (0.595, 250, 0.59, 260)])
+CONSTANT = [
+    record("constant", 1e-6, [(0.60, 200, 0.61, 190), (0.61, 150, 0.62, 140)]),
+    # the fewest *test* spikes are here, at epoch 2, below both thresholds: never selected
+    record("constant", 2e-6, [(0.59, 100, 0.58, 90), (0.55, 50, 0.63, 10)]),
+]
+
+
+def pick(frame, schedule, seed=0):
+    return frame[(frame["schedule"] == schedule) & (frame["seed"] == seed)].iloc[0]
+
+
+def test_tables_1_and_2_by_hand():
+    pts = select.points([BASELINE, *CONSTANT])
+    t1 = select.select(pts, select.TOLERANCES["table1"])
+    t2 = select.select(pts, select.TOLERANCES["table2"])
+    assert list(t1["schedule"]) == ["baseline", "constant"]
+    # reference 0.60 (baseline epoch 2); Table 1 keeps val accuracy >= 0.60
+    b1, c1 = pick(t1, "baseline"), pick(t1, "constant")
+    assert (b1["epoch"], b1["test_accuracy"], b1["test_spikes"], b1["reference"]) == (2, 0.6, 280, 0.6)
+    assert (c1["sigma0"], c1["epoch"], c1["test_spikes"]) == (1e-6, 2, 140)
+    # Table 2 keeps >= 0.59: the baseline's epoch 3 (0.595) and sigma0 2e-6 epoch 1 (exactly 0.59) join
+    b2, c2 = pick(t2, "baseline"), pick(t2, "constant")
+    assert (b2["epoch"], b2["test_spikes"]) == (3, 260)
+    assert (c2["sigma0"], c2["epoch"], c2["test_accuracy"], c2["test_spikes"]) == (2e-6, 1, 0.58, 90)
+    assert select.spike_reduction(t1).tolist() == pytest.approx([0.0, 1 - 140 / 280])
+
+
+@pytest.mark.parametrize(
+    "points, expected",  # (sigma0, epoch) that wins among equal validation spikes
+    [
+        # equal spikes: the higher validation accuracy wins
+        ([(1e-6, [(0.60, 100), (0.62, 100)])], (1e-6, 2)),
+        # equal spikes and accuracy: the smaller sigma0 wins, whatever the order
+        ([(2e-6, [(0.61, 100)]), (1e-6, [(0.70, 500), (0.61, 100)])], (1e-6, 2)),
+        # equal spikes, accuracy and sigma0 cannot happen twice in one run: the earlier epoch wins
+        ([(1e-6, [(0.61, 100), (0.61, 100)])], (1e-6, 1)),
+    ],
+)
+def test_ties_are_broken_deterministically(points, expected):
+    runs = [record("linear", s, [(va, vs, 0.5, 1) for va, vs in rows]) for s, rows in points]
+    chosen = pick(select.select(select.points([BASELINE, *runs]), 0.0), "linear")
+    assert (chosen["sigma0"], chosen["epoch"]) == expected
+
+
+def test_method_without_a_point_within_tolerance_says_so():
+    low = record("quadratic", 1e-7, [(0.30, 10, 0.3, 10), (0.40, 5, 0.4, 5)])
+    selected = select.select(select.points([BASELINE, low]), 0.01)
+    row = pick(selected, "quadratic")
+    assert row["note"] == select.NO_POINT and math.isnan(row["test_accuracy"])
+    summary = select.summarise(selected)
+    assert summary.set_index("schedule").loc["quadratic", "seeds"] == 0
+    printable = report.table(summary, "table2").set_index("Loss function")
+    assert printable.loc["C.E. + sigma_quadratic", "Note"] == select.NO_POINT
+    assert printable.loc["C.E. + sigma_quadratic", "Test accuracy (%)"] == ""
+    assert printable.loc["C.E. + sigma_quadratic", "Paper: epochs"] == "19"  # the paper's row stays beside it
+
+
+def test_several_seeds_are_selected_per_seed_then_averaged():
+    runs = [
+        BASELINE,
+        record("baseline", 0.0, [(0.55, 400, 0.56, 400)], seed=1),
+        record("linear", 1e-6, [(0.60, 200, 0.62, 140)], seed=0),
+        # below seed 0's reference, but seed 1 is judged against its own baseline (0.55)
+        record("linear", 1e-6, [(0.56, 300, 0.58, 200)], seed=1),
+    ]
+    selected = select.select(select.points(runs), 0.0)
+    assert list(zip(selected["schedule"], selected["seed"], strict=True)) == [
+        ("baseline", 0), ("linear", 0), ("baseline", 1), ("linear", 1)]
+    assert list(selected["note"]) == [""] * 4
+    summary = select.summarise(selected).set_index("schedule")
+    assert summary.loc["linear", "seeds"] == 2
+    assert summary.loc["linear", "test_accuracy_mean"] == pytest.approx(0.60)
+    assert summary.loc["linear", "test_accuracy_std"] == pytest.approx(math.sqrt(2) * 0.02)
+    assert summary.loc["linear", "spike_reduction_mean"] == pytest.approx(((1 - 140 / 280) + (1 - 200 / 400)) / 2)
+    assert report.table(summary.reset_index(), "table1")["Test accuracy (%)"].tolist()[1] == "60.00 ± 2.83"
+
+
+def test_a_seed_without_baseline_is_noted():
+    selected = select.select(select.points([BASELINE, record("linear", 1e-6, [(0.6, 1, 0.6, 1)], seed=3)]), 0.0)
+    assert pick(selected, "linear", seed=3)["note"] == select.NO_BASELINE
+
+
+def test_collapsed_runs_are_listed_with_the_epoch_they_went_silent():
+    dead = record("constant", 1e-5, [(0.3, 20, 0.3, 20), (0.1, 0, 0.1, 0), (0.1, 0, 0.1, 0)])
+    found = select.collapsed(select.points([BASELINE, dead, *CONSTANT]))
+    assert found[["run_id", "silent_from_epoch"]].values.tolist() == [[dead["run_id"], 2]]
+
+
+def test_per_layer_and_markdown():
+    selected = select.select(select.points([BASELINE, *CONSTANT]), 0.0)
+    assert select.per_layer(selected) == {"baseline": [140, 140, 0, 0], "constant": [70, 70, 0, 0]}
+    md = report.markdown(pd.DataFrame({"a": ["x|y"], "b": [1]}))
+    assert md == "| a | b |\n| --- | --- |\n| x\\|y | 1 |\n"

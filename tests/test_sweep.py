@@ -1,0 +1,94 @@
+"""Profiles: validation with errors that name the key, grid expansion, run states."""
+
+import json
+
+import pytest
+import yaml
+
+from lib import sweep
+
+GRID = {"seeds": [0], "sigma0": {"baseline": [], "linear": [3e-6, 1e-6]}}
+
+
+def test_shipped_profiles_are_valid_and_cover_every_schedule():
+    for name in ("smoke", "quick", "paper"):
+        profile = sweep.load_profile(name)
+        assert {r.schedule for r in profile.runs} == set(sweep.schedules.SCHEDULES), name
+    quick = sweep.load_profile("quick")
+    assert len(quick.runs) == 16 and quick.params["epochs"] == 10
+
+
+def test_grid_expands_to_stable_readable_ids():
+    profile = sweep.parse_profile("p", {"epochs": 3, "grid": {**GRID, "seeds": [0, 1]}})
+    assert [r.id for r in profile.runs] == [
+        "baseline-seed0", "baseline-seed1",
+        "linear-s3e-06-seed0", "linear-s3e-06-seed1", "linear-s1e-06-seed0", "linear-s1e-06-seed1",
+    ]
+    assert profile.run("linear-s1e-06-seed1") == sweep.Run("linear", 1e-6, 1)
+    assert profile.params == {"epochs": 3}
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"epoch": 3, "grid": GRID}, r"unknown key\(s\) epoch; valid: grid, batch_size"),
+        ({"schedule": "linear", "grid": GRID}, "schedule is set per run by the sweep"),
+        ({"lr": "1e-3", "grid": GRID}, "lr: '1e-3' is a string to YAML; write it with a dot"),
+        ({"epochs": 0, "grid": GRID}, "epochs must be an integer >= 1"),
+        ({"epochs": 3}, "needs a grid"),
+        ({"grid": {**GRID, "sigmas": {}}}, r"unknown grid key\(s\) sigmas"),
+        ({"grid": {**GRID, "seeds": []}}, "grid.seeds must be a non-empty list"),
+        ({"grid": {**GRID, "sigma0": {"linear": [1e-6]}}}, "include baseline"),
+        ({"grid": {**GRID, "sigma0": {"baseline": [], "cosine": [1e-6]}}}, "unknown schedule 'cosine'"),
+        ({"grid": {**GRID, "sigma0": {"baseline": [1e-6]}}}, "the baseline takes no sigma0"),
+        ({"grid": {**GRID, "sigma0": {"baseline": [], "linear": []}}}, "non-empty list of sigma0"),
+        ({"grid": {**GRID, "sigma0": {"baseline": [], "linear": ["1e-6"]}}}, "string to YAML"),
+        ({"grid": {**GRID, "sigma0": {"baseline": [], "linear": [-1.0]}}}, "finite numbers > 0"),
+        ({"grid": {**GRID, "sigma0": {"baseline": [], "linear": [1e-6, 1e-6]}}}, "repeated runs linear-s1e-06-seed0"),
+    ],
+)
+def test_bad_profiles_are_refused_naming_the_problem(values, message):
+    with pytest.raises(ValueError, match=message):
+        sweep.parse_profile("p", values)
+
+
+def test_yaml_file_errors_and_cli_exit_code(tmp_path, capsys):
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump({"epochs": 2, "num_step": 4, "grid": GRID}))
+    with pytest.raises(ValueError, match="num_step"):
+        sweep.load_profile(str(path))
+    assert sweep.main(["check", str(path)]) == 2
+    assert "unknown key(s) num_step" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="available: .*smoke"):
+        sweep.load_profile("nonesuch")
+
+
+def test_threads_share_the_cores_among_jobs(monkeypatch, tmp_path):
+    monkeypatch.setattr(sweep.os, "cpu_count", lambda: 8)
+    profile = sweep.parse_profile("p", {"grid": GRID})
+    run = profile.runs[1]
+    assert sweep.run_params(profile, run, tmp_path, jobs=4)["threads"] == 2
+    assert sweep.run_params(profile, run, tmp_path, jobs=16)["threads"] == 1
+    fixed = sweep.parse_profile("p", {"threads": 3, "grid": GRID})
+    assert sweep.run_params(fixed, run, tmp_path, jobs=4)["threads"] == 3
+    params = sweep.run_params(profile, run, tmp_path)
+    assert (params["schedule"], params["sigma0"], params["seed"]) == ("linear", 3e-6, 0)
+    assert params["output_dir"].endswith("p/linear-s3e-06-seed0/partial")
+    assert sweep.jobs_from_make(" -j2 --jobserver-auth=3,4") == 2
+    assert sweep.jobs_from_make("k -j12") == 12 and sweep.jobs_from_make("") == 1
+
+
+def test_states_and_report(tmp_path):
+    profile = sweep.parse_profile("p", {"grid": GRID})
+    base, s3, s1 = profile.runs
+    folder = lambda r: sweep.run_dir(profile, r, tmp_path)  # noqa: E731
+    (folder(base)).mkdir(parents=True)
+    (folder(base) / "record.json").write_text(json.dumps({"status": "complete"}))
+    (folder(s3) / "partial").mkdir(parents=True)
+    (folder(s3) / "partial" / "record.json").write_text(json.dumps({"status": "failed"}))
+    (folder(s3) / "partial" / "train.ipynb").write_text("{}")
+    assert [sweep.state(profile, r, tmp_path) for r in profile.runs] == ["complete", "failed", "pending"]
+    text, complete = sweep.report(profile, tmp_path)
+    assert not complete and "1 of 3 runs complete" in text
+    assert f"failed     linear-s3e-06-seed0  (read {folder(s3) / 'partial' / 'train.ipynb'})" in text
+    assert "pending    linear-s1e-06-seed0" in text

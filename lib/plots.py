@@ -172,13 +172,13 @@ def spikes_synops_energy(spikes: list, synops: list, ref: dict, layers=snn.LAYER
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     x = np.arange(len(layers))
     axes[0].bar(x, spikes, color="tab:blue")
-    axes[0].set(xticks=x, xticklabels=layers, ylabel="spikes per image", title="Spikes per hidden layer")
+    axes[0].set(xticks=x, xticklabels=layers, ylabel="spikes per image", title="Spikes per hidden layer", yscale="log")
     axes[1].bar(x, synops, color="tab:orange")
     for xi, sp, so in zip(x, spikes, synops, strict=True):
         if sp:
             axes[1].annotate(f"x {so / sp:.0f}", (xi, so), ha="center", va="bottom", fontsize="small")
-    axes[1].set(xticks=x, xticklabels=layers, ylabel="SynOps (ACs) per image",
-                title="SynOps = spikes x fan-out (mean fan-out above)")
+    axes[1].set(xticks=x, xticklabels=layers, ylabel="SynOps (ACs) per image", yscale="log",
+                title="SynOps = spikes x fan-out (mean fan-out above)")  # log: layers differ by 1000x
     parts = energy.breakdown(synops, ref, layers)
     bottom = 0.0
     for (name, pj), color in zip(parts.items(), sns.color_palette("muted", len(parts)), strict=True):
@@ -187,7 +187,7 @@ def spikes_synops_energy(spikes: list, synops: list, ref: dict, layers=snn.LAYER
     axes[2].bar(1, ref["ann_energy_pj"] / 1e6, color="grey", label="ANN: every layer's MACs")
     axes[2].set(xticks=[0, 1], xticklabels=["SNN", "same LeNet, ANN"], ylabel="energy per image (µJ)",
                 title="Energy estimate (Horowitz 2014, 45 nm)")
-    axes[2].legend(fontsize="x-small", loc="upper right")
+    axes[2].legend(fontsize="x-small", bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.tight_layout()
     return fig
 

@@ -128,14 +128,11 @@ def per_layer(selected: pd.DataFrame, column: str = "test_spikes_per_layer", sta
     }
 
 
-PARETO_ORDER = (["val_spikes", "val_accuracy", "sigma0", "epoch"], [True, False, True, True])
-
-
 def pareto_front(pts: pd.DataFrame) -> pd.DataFrame:
     """The validation Pareto front of each (schedule, seed): the points no other point of it
     beats, i.e. none has higher-or-equal validation accuracy with fewer-or-equal validation
-    spikes, better in at least one. Of points equal in both, one is kept (the first in
-    PARETO_ORDER: smaller sigma0, then earlier epoch).
+    spikes, better in at least one. Of points equal in both, one is kept: the first in the
+    selection's TIE_BREAK order (smaller sigma0, then the earlier epoch).
 
     Walk the points from fewest spikes up (more accuracy first among equal spikes); a point
     is on the front iff its accuracy beats every point before it. Rows keep every column of
@@ -145,7 +142,7 @@ def pareto_front(pts: pd.DataFrame) -> pd.DataFrame:
     fronts = []
     for schedule in (s for s in NAMES if s in set(pts["schedule"])):
         for _, group in pts[pts["schedule"] == schedule].groupby("seed", sort=True):
-            walk = group.sort_values(PARETO_ORDER[0], ascending=PARETO_ORDER[1], kind="stable")
+            walk = group.sort_values(TIE_BREAK[0], ascending=TIE_BREAK[1], kind="stable")
             best_before = walk["val_accuracy"].cummax().shift(fill_value=-math.inf)
             fronts.append(walk[walk["val_accuracy"] > best_before])
     return pd.concat(fronts, ignore_index=True) if fronts else pts.iloc[:0]

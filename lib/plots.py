@@ -114,7 +114,7 @@ def spikes_per_layer(rows: dict, errors: dict | None = None, layers=snn.LAYERS):
     fig, ax = plt.subplots(figsize=(1.2 + 1.4 * len(layers), 3.5))
     width = 0.8 / max(1, len(rows))
     for i, (label, values) in enumerate(rows.items()):
-        err = np.nan_to_num(errors[label]) if errors else None
+        err = errors[label] if errors and not np.isnan(errors[label]).all() else None  # one seed: no bars
         ax.bar(np.arange(len(layers)) + i * width, values, width, yerr=err, capsize=2, label=label)
     ax.set_xticks(np.arange(len(layers)) + 0.4 - width / 2, [f"{name}" for name in layers])
     ax.set(ylabel="spikes per image", title="Spikes per hidden layer (test)")

@@ -125,6 +125,15 @@ def energy_pj(synops_total, model, convention: str = "per_step"):
     return AC_PJ * synops_total + MAC_PJ * input_macs(model, convention)
 
 
+def breakdown(synops_per_layer, ref: dict, layers=("lif1", "lif2", "lif3", "lif4")) -> dict:
+    """The SNN's energy per inference in pJ, part by part, from its SynOps per hidden layer and
+    a record's `reference`: conv1's MACs on the input, then each layer's spikes as ACs. The
+    parts sum to `energy_pj` of the same SynOps."""
+    parts = {"conv1 input (MACs)": ref["mac_pj"] * ref["snn_input_macs"]}
+    parts.update({f"{name} spikes (ACs)": ref["ac_pj"] * s for name, s in zip(layers, synops_per_layer, strict=True)})
+    return parts
+
+
 def reference(model, convention: str = "per_step") -> dict:
     """The constants and the non-spiking LeNet's energy, for a run's record."""
     macs = dense_macs(model)

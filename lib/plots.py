@@ -1,9 +1,11 @@
 """Figures of the notebooks: each function takes data and returns a matplotlib Figure.
 
 Tutorial figures (train notebook): a LIF trace, the two surrogate gradients, a
-schedule's weight over the epochs. Results figures (both notebooks): training curves,
-spikes per layer, the validation sparsity-accuracy scatter with the selected points,
-and test accuracy against spikes of the selected rows. `save` writes PNG and PDF.
+schedule's weight over the epochs, spikes against SynOps and energy per layer. Results
+figures (both notebooks): training curves, spikes per layer, the validation
+sparsity-accuracy scatter with the selected points, test accuracy against spikes of the
+selected rows, and the Pareto fronts. Error bars are the sd over seeds where there are
+several. `save` writes PNG and PDF.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import seaborn as sns
 import torch
 from matplotlib.ticker import MaxNLocator
 
-from . import schedules, snn
-from .paper import LOSS_FUNCTION
+from . import energy, schedules, snn
+from .report import LOSS_FUNCTION
 from .select import TOLERANCES
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -106,12 +108,14 @@ def training_curves(pts):
     return fig
 
 
-def spikes_per_layer(rows: dict, layers=snn.LAYERS):
-    """Grouped bars: `rows` maps a label to its spikes per image in each hidden layer."""
+def spikes_per_layer(rows: dict, errors: dict | None = None, layers=snn.LAYERS):
+    """Grouped bars: `rows` maps a label to its spikes per image in each hidden layer;
+    `errors` (same labels) the error bars, e.g. the sd over seeds (none where NaN)."""
     fig, ax = plt.subplots(figsize=(1.2 + 1.4 * len(layers), 3.5))
     width = 0.8 / max(1, len(rows))
     for i, (label, values) in enumerate(rows.items()):
-        ax.bar(np.arange(len(layers)) + i * width, values, width, label=label)
+        err = errors[label] if errors and not np.isnan(errors[label]).all() else None  # one seed: no bars
+        ax.bar(np.arange(len(layers)) + i * width, values, width, yerr=err, capsize=2, label=label)
     ax.set_xticks(np.arange(len(layers)) + 0.4 - width / 2, [f"{name}" for name in layers])
     ax.set(ylabel="spikes per image", title="Spikes per hidden layer (test)")
     ax.legend(fontsize="x-small")
@@ -158,4 +162,52 @@ def selected_tradeoff(summaries: dict):
                         label=f"{row['schedule']}, {label}")
     ax.set(xlabel="test spikes per image", ylabel="test accuracy (%)", title="Selected hyperparameters (test)")
     ax.legend(fontsize="x-small", bbox_to_anchor=(1.02, 1), loc="upper left")
+    return fig
+
+
+def spikes_synops_energy(spikes: list, synops: list, ref: dict, layers=snn.LAYERS):
+    """Why spikes and SynOps differ, and what the energy estimate counts, for one evaluation:
+    spikes and SynOps per hidden layer (their ratio is the layer's mean fan-out), and the
+    energy per image part by part (`lib.energy.breakdown`) beside the non-spiking LeNet."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    x = np.arange(len(layers))
+    axes[0].bar(x, spikes, color="tab:blue")
+    axes[0].set(xticks=x, xticklabels=layers, ylabel="spikes per image", title="Spikes per hidden layer", yscale="log")
+    axes[1].bar(x, synops, color="tab:orange")
+    for xi, sp, so in zip(x, spikes, synops, strict=True):
+        if sp:
+            axes[1].annotate(f"x {so / sp:.0f}", (xi, so), ha="center", va="bottom", fontsize="small")
+    axes[1].set(xticks=x, xticklabels=layers, ylabel="SynOps (ACs) per image", yscale="log",
+                title="SynOps = spikes x fan-out (mean fan-out above)")  # log: layers differ by 1000x
+    parts = energy.breakdown(synops, ref, layers)
+    bottom = 0.0
+    for (name, pj), color in zip(parts.items(), sns.color_palette("muted", len(parts)), strict=True):
+        axes[2].bar(0, pj / 1e6, bottom=bottom, color=color, label=name)
+        bottom += pj / 1e6
+    axes[2].bar(1, ref["ann_energy_pj"] / 1e6, color="grey", label="ANN: every layer's MACs")
+    axes[2].set(xticks=[0, 1], xticklabels=["SNN", "same LeNet, ANN"], ylabel="energy per image (µJ)",
+                title="Energy estimate (Horowitz 2014, 45 nm)")
+    axes[2].legend(fontsize="x-small", bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def pareto_fronts(front):
+    """The validation Pareto front of each schedule (`lib.select.pareto_front`), and the same
+    points on test: accuracy against spikes, a step line per schedule and seed, the baseline's
+    own front in black."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    for ax, split in zip(axes, ("val", "test"), strict=True):
+        labelled = set()
+        for (schedule, _), line in front.groupby(["schedule", "seed"], sort=False):
+            color = "black" if schedule == "baseline" else PALETTE[schedule]
+            label = None if schedule in labelled else LOSS_FUNCTION[schedule]
+            labelled.add(schedule)
+            ax.plot(line[f"{split}_spikes"], line[f"{split}_accuracy"] * 100, "o-", ms=4, color=color, label=label,
+                    drawstyle="steps-post" if split == "val" else "default", lw=1.2)
+        ax.set(xlabel=f"{split} spikes per image", title="Fronts on validation (selection)" if split == "val"
+               else "The same points on test")
+    axes[0].set_ylabel("accuracy (%)")
+    axes[1].legend(fontsize="x-small", bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
     return fig

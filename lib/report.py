@@ -3,9 +3,12 @@
 Reads `results/<profile>/<run-id>/record.json` of every run of the profile's grid
 (`lib.sweep`), never trains. Runs without a complete record are listed as missing,
 with their state and the notebook to read. The tables hold, per loss function, the
-selected sigma0 and training epochs (`lib.select`), the test accuracy and average spike
-count per image, the spike reduction against the baseline row, and the paper's own
-row beside ours (`lib.paper`), labelled as such.
+selected sigma0 and training epochs (`lib.select`), the test accuracy, average spike
+count, SynOps and energy per image (`lib.energy`; the caption states the constants and
+the same LeNet's energy as a non-spiking network), the spike reduction against the
+baseline row, and the paper's own row beside ours (`lib.paper`), labelled as such. The
+regulariser baselines (`lib.schedules.REGULARISERS`) are rows like the paper's schedules,
+with no paper row. With several seeds every number is mean ± sd over them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,13 @@ from pathlib import Path
 import pandas as pd
 
 from . import paper, sweep
+
+LOSS_FUNCTION = {  # row labels: the paper's, then the regulariser baselines (ours)
+    **paper.LOSS_FUNCTION,
+    "upper_bound": "C.E. + upper bound (Zenke & Vogels 2021)",
+    "synops": "C.E. + SynOps (after Sorbaro et al. 2020)",
+    "layer_weighted": "C.E. + layer-weighted spikeCount",
+}
 
 
 @dataclass
@@ -48,12 +58,26 @@ CAPTIONS = {
 }
 
 
+def energy_note(records) -> str:
+    """What the energy column counts, and the non-spiking LeNet's energy, from the records
+    (one network per profile: the first record's constants)."""
+    if not records:
+        return ""
+    ref, steps = records[0]["energy"], records[0]["params"]["num_steps"]
+    when = f"at each of the {steps} steps" if ref["input_macs"] == "per_step" else "once"
+    return (f" Energy per image ({ref['source']}): every SynOp an AC, plus conv1's "
+            f"{ref['conv1_macs_per_step']:,} MACs on the analog input {when} "
+            f"({ref['snn_input_macs'] * ref['mac_pj'] / 1e6:.2f} µJ of it before any spike); the same LeNet as a "
+            f"non-spiking network: {ref['ann_macs']:,} MACs, {ref['ann_energy_pj'] / 1e6:.2f} µJ.")
+
+
 def caption(name: str, collected: Collected) -> str:
-    """The table's title, the profile, and which runs it lacks."""
+    """The table's title, the profile, what energy counts, and which runs it lacks."""
     total = len(collected.profile.runs)
     text = (f"{CAPTIONS[name]} (profile {collected.profile.name}: {len(collected.records)} of {total} runs; "
-            f"test accuracy and spikes per image of the selected point; paper columns: {paper.CITATION}, "
-            f"in the paper's units).")
+            f"test accuracy, spikes and SynOps per image of the selected point, mean ± sd over the seeds "
+            f"when there are several; paper columns: {paper.CITATION}, in the paper's units)."
+            + energy_note(collected.records))
     if len(collected.missing):
         text += " Missing runs: " + ", ".join(f"{r.run_id} ({r.state})" for r in collected.missing.itertuples()) + "."
     return text
@@ -71,8 +95,8 @@ def _mean_sd(mean, sd, fmt):
 
 COLUMNS = [
     "Loss function", "sigma0", "Train. epochs", "Test accuracy (%)", "Avg. spike count", "Spike reduction (%)",
-    "Seeds", "Note", "Paper: sigma0", "Paper: epochs", "Paper: accuracy (%)", "Paper: spike count",
-    "Paper: reduction (%)",
+    "Avg. SynOps", "Energy (µJ)", "Seeds", "Note",
+    "Paper: sigma0", "Paper: epochs", "Paper: accuracy (%)", "Paper: spike count", "Paper: reduction (%)",
 ]
 
 
@@ -84,12 +108,14 @@ def table(summary: pd.DataFrame, name: str) -> pd.DataFrame:
     for _, r in summary.iterrows():
         p = ref.get(r["schedule"])
         rows.append({
-            "Loss function": paper.LOSS_FUNCTION[r["schedule"]],
+            "Loss function": LOSS_FUNCTION[r["schedule"]],
             "sigma0": _values(r["sigma0"], "g"),
             "Train. epochs": _values(r["epoch"], "d"),
             "Test accuracy (%)": _mean_sd(r["test_accuracy_mean"] * 100, r["test_accuracy_std"] * 100, ".2f"),
             "Avg. spike count": _mean_sd(r["test_spikes_mean"], r["test_spikes_std"], ",.0f"),
             "Spike reduction (%)": _mean_sd(r["spike_reduction_mean"] * 100, r["spike_reduction_std"] * 100, ".1f"),
+            "Avg. SynOps": _mean_sd(r["test_synops_mean"], r["test_synops_std"], ",.0f"),
+            "Energy (µJ)": _mean_sd(r["test_energy_pj_mean"] / 1e6, r["test_energy_pj_std"] / 1e6, ".2f"),
             "Seeds": str(r["seeds"]),
             "Note": r["notes"],
             "Paper: sigma0": f"{p[0]:g}" if p else "",
@@ -115,6 +141,18 @@ def write_table(frame: pd.DataFrame, summary: pd.DataFrame, folder, name: str, c
     md.write_text(f"{caption}\n\n{markdown(frame)}")
     latex = frame.to_latex(index=False, escape=True, caption=caption, label=f"tab:{name}")
     tex.write_text(latex.replace("±", r"$\pm$"))
-    numbers = summary.assign(loss_function=summary["schedule"].map(paper.LOSS_FUNCTION))
+    numbers = summary.assign(loss_function=summary["schedule"].map(LOSS_FUNCTION))
     numbers.to_csv(csv, index=False)
     return [md, tex, csv]
+
+
+PARETO_COLUMNS = ["schedule", "loss_function", "seed", "sigma0", "epoch", "val_accuracy", "val_spikes",
+                  "test_accuracy", "test_spikes", "test_synops", "test_energy_pj", "run_id"]
+
+
+def write_pareto(front: pd.DataFrame, folder, name: str = "pareto_fronts") -> Path:
+    """`name`.csv: the points of `lib.select.pareto_front`, their validation and test numbers."""
+    path = Path(folder) / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    front.assign(loss_function=front["schedule"].map(LOSS_FUNCTION))[PARETO_COLUMNS].to_csv(path, index=False)
+    return path

@@ -11,12 +11,16 @@ Every run records, after every epoch n, validation and test accuracy and spikes.
     Table 1: tolerance = 0     (no increase in validation error)
     Table 2: tolerance = 0.01  (at most one percentage point more validation error)
 
-and the selected point's *test* accuracy and spikes are reported. The baseline row
-follows the same rule over the baseline's own epochs. Selection never reads a test
-number. Ties (equal validation spikes) are broken, deterministically, by higher
+and the selected point's *test* accuracy, spikes, SynOps and energy are reported. The
+baseline row follows the same rule over the baseline's own epochs. Selection never reads
+a test number. Ties (equal validation spikes) are broken, deterministically, by higher
 validation accuracy, then smaller sigma0, then the earlier epoch. A method with no
 candidate gets a row that says so. Several seeds: the rule runs per seed (each seed
 against its own baseline); `summarise` then gives the mean and standard deviation.
+
+Beyond the paper, `pareto_front` keeps, per schedule and seed, every point that no other
+point beats on validation in both accuracy and spikes (the best trade-offs the sweep
+found, instead of the one the tolerance picks), to be shown with their test numbers.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ EPS = 1e-9  # accuracies are k / n: absorbs the rounding of `reference - toleran
 TIE_BREAK = (["val_spikes", "val_accuracy", "sigma0", "epoch"], [True, False, True, True])
 NO_POINT = "no point within tolerance"
 NO_BASELINE = "no baseline run for this seed"
+METRICS = ("epoch", "val_accuracy", "val_spikes", "test_accuracy", "test_spikes", "val_synops", "test_synops",
+           "test_energy_pj", "val_spikes_per_layer", "test_spikes_per_layer", "test_synops_per_layer")
+SUMMARISED = ("test_accuracy", "test_spikes", "spike_reduction", "test_synops", "test_energy_pj")
 
 
 def points(records) -> pd.DataFrame:
@@ -45,13 +52,9 @@ def points(records) -> pd.DataFrame:
                 "schedule": p["schedule"],
                 "sigma0": 0.0 if p["schedule"] == "baseline" else p["sigma0"],
                 "seed": p["seed"],
-                **{k: e[k] for k in ("epoch", "val_accuracy", "val_spikes", "test_accuracy", "test_spikes")},
-                "val_spikes_per_layer": e["val_spikes_per_layer"],
-                "test_spikes_per_layer": e["test_spikes_per_layer"],
+                **{k: e[k] for k in METRICS},
             })
-    columns = ["run_id", "schedule", "sigma0", "seed", "epoch", "val_accuracy", "val_spikes",
-               "test_accuracy", "test_spikes", "val_spikes_per_layer", "test_spikes_per_layer"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=["run_id", "schedule", "sigma0", "seed", *METRICS])
 
 
 def select(pts: pd.DataFrame, tolerance: float) -> pd.DataFrame:
@@ -84,7 +87,8 @@ def spike_reduction(selected: pd.DataFrame) -> pd.Series:
 
 
 def summarise(selected: pd.DataFrame) -> pd.DataFrame:
-    """One row per schedule: the selected sigma0s and epochs, mean and sd over seeds.
+    """One row per schedule: the selected sigma0s and epochs, and the mean and sd over seeds
+    of each of SUMMARISED.
 
     sd is the sample standard deviation (NaN for one seed); `seeds` counts the seeds
     with a selected point, `notes` joins the notes of those without.
@@ -98,11 +102,10 @@ def summarise(selected: pd.DataFrame) -> pd.DataFrame:
             "seeds": len(chosen),
             "sigma0": list(chosen["sigma0"]),
             "epoch": [int(e) for e in chosen["epoch"]],
-            **{f"{k}_{stat}": getattr(chosen[k].astype(float), stat)()
-               for k in ("test_accuracy", "test_spikes", "spike_reduction") for stat in ("mean", "std")},
+            **{f"{k}_{stat}": getattr(chosen[k].astype(float), stat)() for k in SUMMARISED for stat in ("mean", "std")},
             "notes": "; ".join(sorted(set(group["note"]) - {""})),
         })
-    stats = [f"{k}_{stat}" for k in ("test_accuracy", "test_spikes", "spike_reduction") for stat in ("mean", "std")]
+    stats = [f"{k}_{stat}" for k in SUMMARISED for stat in ("mean", "std")]
     return pd.DataFrame(rows, columns=["schedule", "seeds", "sigma0", "epoch", *stats, "notes"])
 
 
@@ -115,10 +118,31 @@ def collapsed(pts: pd.DataFrame) -> pd.DataFrame:
     return dead[columns].join(first, on="run_id").reset_index(drop=True)
 
 
-def per_layer(selected: pd.DataFrame) -> dict:
-    """Schedule -> its selected points' test spikes per hidden layer, averaged over seeds."""
+def per_layer(selected: pd.DataFrame, column: str = "test_spikes_per_layer", stat: str = "mean") -> dict:
+    """Schedule -> its selected points' `column` (a value per hidden layer), the mean or the
+    sample sd ("std", NaN for one seed) over seeds."""
     chosen = selected[selected["note"] == ""]
     return {
-        schedule: [math.fsum(layer) / len(group) for layer in zip(*group["test_spikes_per_layer"], strict=True)]
+        schedule: [getattr(pd.Series(layer, dtype=float), stat)() for layer in zip(*group[column], strict=True)]
         for schedule, group in chosen.groupby("schedule", sort=False)
     }
+
+
+def pareto_front(pts: pd.DataFrame) -> pd.DataFrame:
+    """The validation Pareto front of each (schedule, seed): the points no other point of it
+    beats, i.e. none has higher-or-equal validation accuracy with fewer-or-equal validation
+    spikes, better in at least one. Of points equal in both, one is kept: the first in the
+    selection's TIE_BREAK order (smaller sigma0, then the earlier epoch).
+
+    Walk the points from fewest spikes up (more accuracy first among equal spikes); a point
+    is on the front iff its accuracy beats every point before it. Rows keep every column of
+    `pts` (test numbers included, for showing the front on test), ordered by schedule
+    (registry order), seed and validation spikes.
+    """
+    fronts = []
+    for schedule in (s for s in NAMES if s in set(pts["schedule"])):
+        for _, group in pts[pts["schedule"] == schedule].groupby("seed", sort=True):
+            walk = group.sort_values(TIE_BREAK[0], ascending=TIE_BREAK[1], kind="stable")
+            best_before = walk["val_accuracy"].cummax().shift(fill_value=-math.inf)
+            fronts.append(walk[walk["val_accuracy"] > best_before])
+    return pd.concat(fronts, ignore_index=True) if fronts else pts.iloc[:0]

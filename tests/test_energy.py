@@ -103,3 +103,14 @@ def test_energy_conventions_are_checked():
         energy.input_macs(SpikingLeNet(), "never")
     with pytest.raises(ValueError, match="direct"):
         energy.input_macs(SpikingLeNet(encoding="poisson"), "once")
+
+
+def test_breakdown_sums_to_the_energy_estimate():
+    model = SpikingLeNet(num_steps=4)
+    ref = energy.reference(model)
+    parts = energy.breakdown([1000.0, 200.0, 30.0, 4.0], ref)
+    assert list(parts) == ["conv1 input (MACs)", "lif1 spikes (ACs)", "lif2 spikes (ACs)", "lif3 spikes (ACs)",
+                           "lif4 spikes (ACs)"]
+    assert parts["conv1 input (MACs)"] == pytest.approx(4.6 * 352_800 * 4)
+    assert parts["lif2 spikes (ACs)"] == pytest.approx(0.9 * 200)
+    assert sum(parts.values()) == pytest.approx(energy.energy_pj(1234.0, model))

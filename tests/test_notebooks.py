@@ -1,5 +1,6 @@
 """The notebooks end to end on the smoke profile: one run through papermill, the sweep's
-resume, then the tables notebook: a row per method, every table and figure file.
+resume, then the tables notebook: a row per method (the regulariser baselines included),
+every table and figure file; and a two-seed profile through the tables: mean ± sd.
 
 To keep this quick, only one run goes through papermill (the sweep's own `execute`); the
 other runs of the grid get their records from `lib.train.run` in-process, with the very
@@ -12,13 +13,32 @@ import subprocess
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import papermill
 import pytest
+import yaml
 
 from lib import schedules, sweep, train
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
+
+
+def complete_in_process(profile, results, skip=()):
+    """Every run of `profile` but `skip` trained by `lib.train.run`, with the sweep's parameters
+    and into the sweep's place (see the module docstring)."""
+    for run in profile.runs:
+        if run not in skip:
+            params = sweep.run_params(profile, run, results)
+            train.run(**{**params, "progress": False, "output_dir": str(sweep.run_dir(profile, run, results))})
+
+
+def tables(profile, results, figures, tmp_path):
+    """Execute the tables notebook on `profile` (a name or a YAML path)."""
+    papermill.execute_notebook(
+        str(NOTEBOOKS / "tables.ipynb"), str(tmp_path / "tables.ipynb"), progress_bar=False, cwd=str(REPO),
+        parameters={"profile": str(profile), "results_dir": str(results), "figures_dir": str(figures)},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +50,7 @@ def smoke(tmp_path_factory, cifar10_dir, cache_dir):
     profile = sweep.load_profile("smoke")
     through_papermill = profile.run("linear-s1e-06-seed0")
     sweep.execute(profile, through_papermill, results)
-    for run in profile.runs:
-        if run != through_papermill:
-            params = sweep.run_params(profile, run, results)
-            train.run(**{**params, "progress": False, "output_dir": str(sweep.run_dir(profile, run, results))})
+    complete_in_process(profile, results, skip=(through_papermill,))
     return profile, results
 
 
@@ -66,26 +83,53 @@ def test_second_sweep_trains_nothing(smoke):
 def test_tables_notebook_writes_a_row_per_method_and_every_figure(smoke, tmp_path):
     profile, results = smoke
     figures = tmp_path / "figures"
-    papermill.execute_notebook(
-        str(NOTEBOOKS / "tables.ipynb"), str(tmp_path / "tables.ipynb"), progress_bar=False, cwd=str(REPO),
-        parameters={"profile": "smoke", "results_dir": str(results), "figures_dir": str(figures)},
-    )
+    tables("smoke", results, figures, tmp_path)
     out = figures / "smoke"
     for table in ("table1", "table2"):
         md = (out / f"{table}.md").read_text()
-        for label in ("CrossEntropy (baseline)", "C.E. + sigma_constant", "C.E. + sigma_alternate_linear"):
+        for label in ("CrossEntropy (baseline)", "C.E. + sigma_constant", "C.E. + sigma_alternate_linear",
+                      "C.E. + upper bound (Zenke & Vogels 2021)", "C.E. + layer-weighted spikeCount"):
             assert f"| {label} |" in md
-        assert md.count("\n| ") == 2 + len(schedules.SCHEDULES)  # header, rule, a row per method
-        assert "7 of 7 runs" in md and "Paper: accuracy (%)" in md
-        assert (out / f"{table}.csv").read_text().count("\n") == 1 + len(schedules.SCHEDULES)
+        assert md.count("\n| ") == 2 + len(schedules.NAMES)  # header, rule, a row per method
+        assert f"{len(profile.runs)} of {len(profile.runs)} runs" in md and "Paper: accuracy (%)" in md
+        assert "| Avg. SynOps | Energy (µJ) |" in md and "non-spiking network: 651,720 MACs, 3.00 µJ" in md
+        numbers = pd.read_csv(out / f"{table}.csv")
+        assert len(numbers) == len(schedules.NAMES)
+        assert (numbers["test_synops_mean"] >= numbers["test_spikes_mean"]).all()  # every spike feeds >= 10
         assert "\\begin{tabular}" in (out / f"{table}.tex").read_text()
     figures_made = {
         "sparsity_accuracy_validation", "accuracy_vs_spikes_selected", "schedule_weights",
-        "spikes_per_layer_table1", "spikes_per_layer_table2", "training_curves",
+        "spikes_per_layer_table1", "spikes_per_layer_table2", "training_curves", "pareto_fronts",
     }
     for name in figures_made:
         assert (out / f"{name}.png").stat().st_size > 0 and (out / f"{name}.pdf").stat().st_size > 0
     assert (out / "collapsed_runs.csv").exists()
+    front = pd.read_csv(out / "pareto_fronts.csv")
+    assert set(front["schedule"]) == set(schedules.NAMES) and front["test_energy_pj"].gt(0).all()
+
+
+@pytest.mark.slow
+def test_two_seeds_give_mean_and_sd_through_the_tables(tmp_path, cifar10_dir, cache_dir, monkeypatch):
+    monkeypatch.setenv("CIFAR10_DIR", cifar10_dir)
+    monkeypatch.setenv("SNN_CACHE_DIR", cache_dir)
+    smoke = sweep.load_profile("smoke").params
+    values = {**smoke, "epochs": 1, "train_size": 128, "val_size": 128, "test_size": 128,
+              "grid": {"seeds": [0, 1], "sigma0": {"baseline": [], "constant": [1.0e-6]}}}
+    path = tmp_path / "two_seeds.yaml"
+    path.write_text(yaml.safe_dump(values))
+    profile, results, figures = sweep.load_profile(str(path)), tmp_path / "results", tmp_path / "figures"
+    complete_in_process(profile, results)
+    tables(path, results, figures, tmp_path)
+    out = figures / "two_seeds"
+    numbers = pd.read_csv(out / "table1.csv").set_index("schedule")
+    assert numbers["seeds"].tolist() == [2, 2]
+    assert numbers.loc["constant", "test_accuracy_std"] > 0  # two seeds, two splits: not the same accuracy
+    md = (out / "table1.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| C.E. + sigma_constant |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    accuracy, spikes, reduction, synops, energy, seeds = cells[3:9]
+    assert all(" ± " in c for c in (accuracy, spikes, reduction, synops, energy)) and seeds == "2"
+    assert set(pd.read_csv(out / "pareto_fronts.csv")["seed"]) == {0, 1}
 
 
 def test_committed_notebooks_are_clean_and_parameters_match_params():

@@ -1,4 +1,5 @@
-"""The paper's selection rule on small hand-made records: Tables 1 and 2, ties, misses, seeds."""
+"""The paper's selection rule on small hand-made records: Tables 1 and 2, ties, misses, seeds;
+the validation Pareto fronts."""
 
 import math
 
@@ -9,10 +10,13 @@ from lib import report, select
 
 
 def record(schedule, sigma0, rows, seed=0):
-    """rows: (val_accuracy, val_spikes, test_accuracy, test_spikes) per epoch."""
+    """rows: (val_accuracy, val_spikes, test_accuracy, test_spikes) per epoch. Every spike is
+    given 100 SynOps (test split: 50 in lif1, 75 in lif2, so 125 per spike) and 10 nJ in all."""
     epochs = [
         {"epoch": n, "val_accuracy": va, "val_spikes": vs, "test_accuracy": ta, "test_spikes": ts,
-         "val_spikes_per_layer": [vs, 0, 0, 0], "test_spikes_per_layer": [ts / 2, ts / 2, 0, 0]}
+         "val_spikes_per_layer": [vs, 0, 0, 0], "test_spikes_per_layer": [ts / 2, ts / 2, 0, 0],
+         "val_synops": 100 * vs, "test_synops": 125 * ts, "test_synops_per_layer": [50 * ts, 75 * ts, 0, 0],
+         "test_energy_pj": 1e4 * ts}
         for n, (va, vs, ta, ts) in enumerate(rows, start=1)
     ]
     return {"run_id": f"{schedule}-{sigma0:g}-{seed}", "params": {"schedule": schedule, "sigma0": sigma0, "seed": seed},
@@ -94,7 +98,12 @@ def test_several_seeds_are_selected_per_seed_then_averaged():
     assert summary.loc["linear", "test_accuracy_mean"] == pytest.approx(0.60)
     assert summary.loc["linear", "test_accuracy_std"] == pytest.approx(math.sqrt(2) * 0.02)
     assert summary.loc["linear", "spike_reduction_mean"] == pytest.approx(((1 - 140 / 280) + (1 - 200 / 400)) / 2)
-    assert report.table(summary.reset_index(), "table1")["Test accuracy (%)"].tolist()[1] == "60.00 ± 2.83"
+    assert summary.loc["linear", "test_synops_mean"] == 125 * 170
+    assert summary.loc["linear", "test_synops_std"] == pytest.approx(125 * math.sqrt(2) * 30)
+    row = report.table(summary.reset_index(), "table1").iloc[1]
+    assert (row["Test accuracy (%)"], row["Seeds"]) == ("60.00 ± 2.83", "2")
+    assert row["Avg. SynOps"] == "21,250 ± 5,303"  # 125 x (170 ± 42.4) spikes
+    assert row["Energy (µJ)"] == "1.70 ± 0.42"  # 10 nJ per test spike
 
 
 def test_a_seed_without_baseline_is_noted():
@@ -111,5 +120,28 @@ def test_collapsed_runs_are_listed_with_the_epoch_they_went_silent():
 def test_per_layer_and_markdown():
     selected = select.select(select.points([BASELINE, *CONSTANT]), 0.0)
     assert select.per_layer(selected) == {"baseline": [140, 140, 0, 0], "constant": [70, 70, 0, 0]}
+    assert select.per_layer(selected, "test_synops_per_layer")["constant"] == [7000, 10500, 0, 0]
+    assert all(math.isnan(v) for v in select.per_layer(selected, stat="std")["constant"])  # one seed
     md = report.markdown(pd.DataFrame({"a": ["x|y"], "b": [1]}))
     assert md == "| a | b |\n| --- | --- |\n| x\\|y | 1 |\n"
+
+
+def test_pareto_front_by_hand():
+    # (val_accuracy, val_spikes) per epoch; test numbers are carried along, never looked at
+    runs = [
+        BASELINE,  # (0.50, 300) (0.60, 280) (0.595, 250): 0.50 @ 300 is beaten by 0.60 @ 280
+        record("linear", 1e-6, [(0.60, 200, 0.1, 1), (0.61, 150, 0.2, 2), (0.58, 150, 0.3, 3)]),
+        record("linear", 2e-6, [(0.55, 100, 0.4, 4), (0.61, 150, 0.5, 5), (0.40, 120, 0.6, 6)]),
+        record("linear", 1e-6, [(0.30, 10, 0.7, 7)], seed=1),  # another seed: its own front
+    ]
+    front = select.pareto_front(select.points(runs))
+    got = [(r.schedule, r.seed, r.sigma0, r.epoch, r.val_accuracy, r.val_spikes) for r in front.itertuples()]
+    assert got == [
+        ("baseline", 0, 0.0, 3, 0.595, 250), ("baseline", 0, 0.0, 2, 0.60, 280),
+        # 0.61 @ 150 twice (1e-6 epoch 2, 2e-6 epoch 2): one kept, the smaller sigma0;
+        # 0.58 @ 150, 0.40 @ 120 and 0.60 @ 200 are beaten
+        ("linear", 0, 2e-6, 1, 0.55, 100), ("linear", 0, 1e-6, 2, 0.61, 150),
+        ("linear", 1, 1e-6, 1, 0.30, 10),
+    ]
+    assert front["test_spikes"].tolist() == [260, 280, 4, 2, 7]  # the same points' test numbers
+    assert select.pareto_front(select.points([])).empty

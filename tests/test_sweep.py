@@ -13,9 +13,18 @@ GRID = {"seeds": [0], "sigma0": {"baseline": [], "linear": [3e-6, 1e-6]}}
 def test_shipped_profiles_are_valid_and_cover_every_schedule():
     for name in ("smoke", "quick", "paper"):
         profile = sweep.load_profile(name)
-        assert {r.schedule for r in profile.runs} == set(sweep.schedules.SCHEDULES), name
+        assert {r.schedule for r in profile.runs} >= set(sweep.schedules.SCHEDULES), name
+    # the smoke profile runs the regulariser baselines too, so they go through the whole pipeline
+    assert {r.schedule for r in sweep.load_profile("smoke").runs} == set(sweep.schedules.NAMES)
     quick = sweep.load_profile("quick")
     assert len(quick.runs) == 16 and quick.params["epochs"] == 10
+
+
+def test_regularisers_are_grid_names_like_the_schedules():
+    grid = {"seeds": [0], "sigma0": {"baseline": [], "upper_bound": [1e-3], "synops": [5e-9], "layer_weighted": [1e-6]}}
+    profile = sweep.parse_profile("p", {"grid": grid})
+    assert [r.id for r in profile.runs] == [
+        "baseline-seed0", "upper_bound-s0.001-seed0", "synops-s5e-09-seed0", "layer_weighted-s1e-06-seed0"]
 
 
 def test_grid_expands_to_stable_readable_ids():

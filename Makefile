@@ -61,3 +61,13 @@ lint: install ## check style with ruff
 clean: ## remove results and caches (keeps .venv/ and committed figures)
 	rm -rf results .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# ---- speed (issue 4): benchmarks/step.py, see README "Speed" ----------------------------
+.PHONY: bench
+
+$(VENV)/.bench: pyproject.toml | $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench ## time a training step: lib vs plain PyTorch, snnTorch, SpikingJelly, Norse, dense bound
+	$(BIN)/python benchmarks/step.py

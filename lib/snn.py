@@ -88,12 +88,20 @@ class FastSigmoidSpike(torch.autograd.Function):
         return grad_spk * fast_sigmoid_grad(x, ctx.gamma, ctx.slope), None, None
 
 
-def piecewise_linear_grad(x, gamma: float, width: float):
-    return gamma * torch.clamp(1.0 - x.abs() / width, min=0.0)
+# The derivatives overwrite `x` when inplace=True (the fused LIF's scratch buffer);
+# either way each allocates at most one tensor.
 
 
-def fast_sigmoid_grad(x, gamma: float, slope: float):
-    return gamma / (1.0 + slope * x.abs()) ** 2
+def piecewise_linear_grad(x, gamma: float, width: float, inplace: bool = False):
+    """gamma * max(0, 1 - |x| / width)"""
+    y = x.abs_() if inplace else x.abs()
+    return y.div_(width).neg_().add_(1.0).clamp_(min=0.0).mul_(gamma)
+
+
+def fast_sigmoid_grad(x, gamma: float, slope: float, inplace: bool = False):
+    """gamma / (1 + slope * |x|) ** 2"""
+    y = x.abs_() if inplace else x.abs()
+    return y.mul_(slope).add_(1.0).square_().reciprocal_().mul_(gamma)
 
 
 SURROGATES = {
@@ -147,33 +155,37 @@ class LIFSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cur, beta, threshold, grad_fn, gamma, scale, detach_reset):
-        mem = torch.zeros_like(cur[0])
-        spk = torch.empty_like(cur)
-        sg = torch.empty_like(cur) if ctx.needs_input_grad[0] else None
+        # Only the recursion itself loops over time, and it writes into preallocated
+        # buffers (no temporaries per step): three small kernels per step. The
+        # surrogate is then computed for all steps at once from the saved membranes.
+        # `cur` may be an expanded view (direct encoding): it is never copied.
+        spk = torch.empty(cur.shape, dtype=cur.dtype, device=cur.device)
+        need_grad = ctx.needs_input_grad[0]
+        mems = torch.empty_like(spk) if need_grad else None  # mem[t] before its reset
+        mem = torch.zeros_like(spk[0])  # mem[t - 1] after its reset
         for t in range(cur.shape[0]):
-            mem = beta * mem + cur[t]
-            x = mem - threshold
-            spk[t] = x > 0
-            if sg is not None:
-                sg[t] = grad_fn(x, gamma, scale)
-            mem = mem - spk[t] * threshold
+            m = mems[t] if need_grad else mem
+            torch.mul(mem, beta, out=m)  # not add(alpha=beta): that fuses (FMA) and rounds differently
+            m.add_(cur[t])
+            torch.gt(m, threshold, out=spk[t])
+            torch.sub(m, spk[t], alpha=threshold, out=mem)
+        sg = grad_fn(mems.sub_(threshold), gamma, scale, inplace=True) if need_grad else None
         ctx.save_for_backward(sg)
         ctx.beta, ctx.threshold, ctx.detach_reset = beta, threshold, detach_reset
         return spk
 
     @staticmethod
     def backward(ctx, grad_spk):
+        # dL/dmem[t] = g[t] * s[t] + beta * dL/dmem[t+1] * (1 - threshold * s[t]):
+        # the first term for all steps at once, then the recursion in place.
         (sg,) = ctx.saved_tensors
         beta, threshold = ctx.beta, ctx.threshold
-        grad_cur = torch.empty_like(grad_spk)
-        grad_mem = torch.zeros_like(grad_spk[0])
-        for t in reversed(range(grad_spk.shape[0])):
-            carry = beta * grad_mem
+        grad = torch.mul(grad_spk, sg).contiguous()
+        for t in reversed(range(grad.shape[0] - 1)):
+            grad[t].add_(grad[t + 1], alpha=beta)
             if not ctx.detach_reset:
-                carry = carry * (1.0 - threshold * sg[t])
-            grad_mem = grad_spk[t] * sg[t] + carry
-            grad_cur[t] = grad_mem
-        return grad_cur, None, None, None, None, None, None
+                grad[t].addcmul_(sg[t], grad[t + 1], value=-beta * threshold)
+        return grad, None, None, None, None, None, None
 
 
 class LIF(nn.Module):
@@ -298,11 +310,11 @@ class SpikingLeNet(nn.Module):
 
     def _activity_layer_by_layer(self, images, inputs):
         T, B = self.num_steps, images.shape[0]
-        if self.encoding == "direct":  # the same current at every step: convolve once
+        if self.encoding == "direct":  # the same current at every step: convolve once, never copy
             cur1 = self.conv1(images).unsqueeze(0).expand(T, -1, -1, -1, -1)
         else:
             cur1 = self.conv1(inputs.reshape(T * B, *images.shape[1:])).view(T, B, 6, 28, 28)
-        spk1 = self.lif[0].sequence(cur1.contiguous())
+        spk1 = self.lif[0].sequence(cur1)
         cur2 = self.conv2(F.avg_pool2d(spk1.view(T * B, 6, 28, 28), 2))
         spk2 = self.lif[1].sequence(cur2.view(T, B, 16, 10, 10))
         cur3 = self.fc1(F.avg_pool2d(spk2.view(T * B, 16, 10, 10), 2).view(T, B, 400))

@@ -16,6 +16,7 @@ is loaded).
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import datetime
 import json
@@ -135,6 +136,27 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+
+
+def keep_freed_memory(threshold: int = 1 << 30) -> bool:
+    """Make glibc keep freed activations for reuse instead of returning them to the kernel.
+
+    glibc serves blocks above its mmap threshold (adaptive, at most 32 MiB) with fresh
+    pages and trims the top of the heap above its trim threshold, so every training step
+    faults its activations back in page by page: about 1e5 minor page faults per step at
+    T=100, B=32, roughly half the step time on a 2-core CPU. With both thresholds at
+    1 GiB freed blocks are reused; the process keeps its per-step peak resident instead.
+    Returns whether it was applied: not off glibc, and not when the user set
+    MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_ (their setting wins). Idempotent.
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or any(map(os.environ.get, MALLOC_ENV)):
+        return False
+    mallopt = ctypes.CDLL(None).mallopt
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc <malloc.h>; mallopt takes a C int
+    return bool(mallopt(M_MMAP_THRESHOLD, threshold)) and bool(mallopt(M_TRIM_THRESHOLD, threshold))
+
+
 def write_json_atomic(path: Path, obj) -> None:
     """Write JSON to a temporary file beside `path`, then rename: never half a file."""
     path = Path(path)
@@ -226,6 +248,7 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
     if params.schedule == "baseline":  # sigma0 has no effect there; record it as the paper does (0)
         params = dataclasses.replace(params, sigma0=0.0)
     device = resolve_device(params.device)
+    keep_freed_memory()
     if params.threads:
         torch.set_num_threads(params.threads)
     out = Path(params.output_dir)

@@ -90,7 +90,7 @@ def test_tables_notebook_writes_a_row_per_method_and_every_figure(smoke, tmp_pat
 
 def test_committed_notebooks_are_clean_and_parameters_match_params():
     fields = list(train.Params.__dataclass_fields__)
-    for name in ("train.ipynb", "tables.ipynb"):
+    for name in ("train.ipynb", "tables.ipynb", "ablations.ipynb"):
         nb = nbformat.read(NOTEBOOKS / name, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert all(not c.outputs and c.execution_count is None for c in code), f"{name} has outputs"

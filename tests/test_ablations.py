@@ -12,15 +12,16 @@ from lib import ablations, study, sweep
 
 STUDY = {
     "base": {"epochs": 2},
-    "grid": {"seeds": [0], "sigma0": {"baseline": [], "constant": [1.0, 10.0], "linear": [1.0]}},
+    "grid": {"seeds": [0], "sigma0": {"baseline": [], "constant": [1.0, 10.0], "linear": [1.0, 3.0]}},
     "factors": {"lr": {"x": {"lr": 0.01}}},
 }
 # (val_accuracy, val_spikes) per epoch; spikes per layer split 3:1 between lif1 and lif2
 RUNS = {
     ("base", "baseline", 0.0): [(0.50, 1000), (0.55, 1200)],  # reference 0.55 at 1,200 spikes
     ("base", "constant", 1.0): [(0.56, 600), (0.54, 300)],  # Table 1: ep 1 (-50 %); Table 2: ep 2 (-75 %)
-    ("base", "constant", 10.0): [(0.30, 50), (0.10, 0)],  # silent from epoch 2: collapsed
+    ("base", "constant", 10.0): [(0.30, 50), (0.10, 5)],  # silent (< 1 % of 1,200) from epoch 2: collapsed
     ("base", "linear", 1.0): [(0.55, 900), (0.56, 960)],  # Table 1: ep 1 (-25 %); last epochs: -20 %
+    ("base", "linear", 3.0): [(0.10, 11), (0.50, 500)],  # silent in epoch 1, recovered
     ("lr-x", "baseline", 0.0): [(0.40, 800), (0.45, 800)],  # its linear and constant runs are missing
 }
 
@@ -50,8 +51,9 @@ def made(tmp_path):
 def test_collect_reads_complete_records_and_names_the_missing(made):
     s, results, _ = made
     pts, missing = ablations.collect(s, results)
-    assert missing == ["lr-x/constant-s1-seed0", "lr-x/constant-s10-seed0", "lr-x/linear-s1-seed0"]
-    assert len(pts) == 10 and set(pts["variant"]) == {"base", "lr-x"}
+    assert missing == ["lr-x/constant-s1-seed0", "lr-x/constant-s10-seed0", "lr-x/linear-s1-seed0",
+                       "lr-x/linear-s3-seed0"]
+    assert len(pts) == 12 and set(pts["variant"]) == {"base", "lr-x"}
     assert set(pts[pts["variant"] == "lr-x"]["factor"]) == {"lr"}
 
 
@@ -78,6 +80,8 @@ def test_runs_show_where_collapse_begins(made):
     assert per_run.loc["base/constant-s10-seed0", "first_silent_epoch"] == 2
     assert not per_run.loc["base/linear-s1-seed0", "collapsed"]
     assert math.isnan(per_run.loc["base/linear-s1-seed0", "first_silent_epoch"])
+    assert per_run.loc["base/linear-s3-seed0", "first_silent_epoch"] == 1  # silent, then recovered
+    assert not per_run.loc["base/linear-s3-seed0", "collapsed"]
 
 
 def test_table_layers_and_figures(made):

@@ -139,40 +139,43 @@ def table(out: pd.DataFrame, rule: str) -> pd.DataFrame:
             f"{col.loc[i, 'collapsed_runs']}" + (f", from σ0 {col.loc[i, 'collapse_from']:g}"
                                                  if not math.isnan(col.loc[i, "collapse_from"]) else "")
             if i in col.index else "" for i in frame.index]
-    return frame.reset_index()
+    return frame.reset_index().fillna("")
 
 
 def reductions_figure(out: pd.DataFrame, rules=("table1", "table2")):
-    """Per variant (grouped by factor), the largest spike reduction of each schedule under each
-    rule; 'none' where no point qualified, a cross beside a schedule that collapsed at some sigma0."""
+    """Per variant (grouped by factor), the largest spike reduction of each of its schedules under
+    each rule; 'none' where no point qualified, a cross with the smallest sigma0 that collapsed."""
+    from matplotlib.patches import Patch
+
     mine = out[(out["schedule"] != "baseline") & (out["seed"] == out["seed"].min())]
     variants = list(dict.fromkeys(mine["variant"]))
-    schedules = [s for s in select.NAMES if s in set(mine["schedule"])]
-    fig, axes = plt.subplots(1, len(rules), figsize=(5.5 * len(rules), 0.55 * len(variants) * len(schedules) + 1.5),
-                             sharey=True, squeeze=False)
-    height = 0.8 / len(schedules)
+    present = {v: [s for s in select.NAMES if s in set(mine[mine["variant"] == v]["schedule"])] for v in variants}
+    slots, ticks, y = {}, [], 0.0
+    for v in variants:  # one bar slot per schedule the variant has, a gap between variants
+        ticks.append(y + (len(present[v]) - 1) / 2)
+        for schedule in present[v]:
+            slots[v, schedule] = y
+            y += 1
+        y += 0.6
+    fig, axes = plt.subplots(1, len(rules), figsize=(5.5 * len(rules), 0.28 * y + 1.2), sharey=True, squeeze=False)
     for ax, rule in zip(axes[0], rules, strict=True):
-        for i, variant in enumerate(variants):
-            for j, schedule in enumerate(schedules):
-                row = mine[(mine["variant"] == variant) & (mine["rule"] == rule) & (mine["schedule"] == schedule)]
-                if not len(row):
-                    continue
-                row = row.iloc[0]
-                y = i + (j - (len(schedules) - 1) / 2) * height
-                value = 0.0 if row["note"] else 100 * row["reduction"]
-                ax.barh(y, value, height=height * 0.9, color=PALETTE[schedule],
-                        label=schedule if i == 0 else None)
-                text = "none" if row["note"] else f"{value:.0f} %"
-                if not math.isnan(row["collapse_from"]):
-                    text += f"  ✗ σ0≥{row['collapse_from']:g}"
-                ax.text(max(value, 0) + 1, y, text, va="center", fontsize=7)
+        for (variant, schedule), pos in slots.items():
+            row = mine[(mine["variant"] == variant) & (mine["rule"] == rule) & (mine["schedule"] == schedule)].iloc[0]
+            value = 0.0 if row["note"] else 100 * row["reduction"]
+            ax.barh(pos, value, height=0.85, color=PALETTE[schedule])
+            text = "none" if row["note"] else f"{value:.0f} %"
+            if not math.isnan(row["collapse_from"]):
+                text += f"  ✗ σ0≥{row['collapse_from']:g}"
+            ax.text(max(value, 0) + 1, pos, text, va="center", fontsize=7)
         ax.axvline(60, color="grey", linestyle=":", linewidth=1)
         ax.set_title(RULE_NAMES[rule], fontsize=10)
-        ax.set_xlabel("fewer validation spikes than the variant's baseline (%)")
+        ax.set_xlabel("fewer validation spikes than the variant's baseline (%)", fontsize=9)
         ax.set_xlim(min(-20, ax.get_xlim()[0]), 100)
-    axes[0][0].set_yticks(range(len(variants)), variants)
+    axes[0][0].set_yticks(ticks, variants, fontsize=8)
     axes[0][0].invert_yaxis()
-    axes[0][0].legend(loc="lower right", fontsize=8)
+    used = [s for s in select.NAMES if any(s in p for p in present.values())]
+    fig.legend([Patch(color=PALETTE[s]) for s in used], used, loc="upper center", ncol=len(used), fontsize=8,
+               bbox_to_anchor=(0.5, 1.0 + 0.4 / fig.get_figheight()))
     fig.tight_layout()
     return fig
 

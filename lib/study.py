@@ -82,7 +82,7 @@ def parse_study(name: str, values: dict) -> Study:
     base, grid, factors = values["base"] or {}, values["grid"], values["factors"]
     if not isinstance(base, dict) or "grid" in base:
         raise ValueError(f"study {name!r}: base must be a mapping of run parameters (the grid sits beside it)")
-    if not isinstance(factors, dict) or not factors:
+    if not isinstance(factors, dict):  # {} is a study of the base setting alone (a confirmation)
         raise ValueError(f"study {name!r}: factors must map factor names to {{label: changes}}")
     variants = [Variant(BASE, "default", sweep.parse_profile(f"{name}/{BASE}", {**base, "grid": grid}))]
     for factor, labels in factors.items():

@@ -42,7 +42,7 @@ def test_runs_live_under_the_study_and_variant(tmp_path):
     "values, message",
     [
         ({"base": {}, "grid": GRID}, "exactly the keys base, grid, factors"),
-        ({**STUDY, "factors": {}}, "factors must map"),
+        ({**STUDY, "factors": ["lr"]}, "factors must map"),
         ({**STUDY, "factors": {"base": {"x": {}}}}, "factor 'base' must be a name"),
         ({**STUDY, "factors": {"a-b": {"x": {}}}}, "factor 'a-b' must be a name"),
         ({**STUDY, "factors": {"lr": {"a b": {"lr": 0.1}}}}, r"lr.a b: a label is letters"),

@@ -211,7 +211,11 @@ def sparsity_accuracy_figure(pts: pd.DataFrame, ncols: int = 4):
         ax.set_xlabel("val. spikes / baseline's")
     for ax in axes[:, 0]:
         ax.set_ylabel("val. accuracy")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    legend = {}  # every schedule once, from whichever panel has it
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    handles, labels = list(legend.values()), list(legend)
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, bbox_to_anchor=(0.5, 1.02))
     fig.tight_layout()
     return fig

@@ -19,11 +19,17 @@ RESULTS := $(RESULTS_DIR)/$(PROFILE)
 # reproduce has made (or, given -o, skipped) install already; make does not pass -o down.
 SUBMAKE = $(MAKE) --no-print-directory -o $(VENV)/.installed PROFILE=$(PROFILE) RESULTS_DIR=$(RESULTS_DIR)
 
-.PHONY: help install test lint clean reproduce runs tables
+# The ablation study of issue 7 (params/$(STUDY).yaml; lib/study.py): its own runs and figures.
+STUDY ?= ablations
+STUDYCLI := $(BIN)/python -m lib.study --results $(RESULTS_DIR)
+STUDYMAKE = $(MAKE) --no-print-directory -o $(VENV)/.installed STUDY=$(STUDY) RESULTS_DIR=$(RESULTS_DIR)
+
+.PHONY: help install test lint clean reproduce runs tables ablations study-runs study-report
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE=smoke|quick|paper (default paper: all of it), JOBS=N (parallel runs)"
+	@echo "  variables: PROFILE=smoke|quick|paper (default paper: all of it), JOBS=N (parallel runs),"
+	@echo "             STUDY=ablations (the study file of make ablations)"
 
 install: $(VENV)/.installed ## create .venv/ with every dependency, lib installed editable
 
@@ -54,6 +60,25 @@ $(RESULTS)/%/record.json:
 tables: install ## Tables 1-2 and the figures of PROFILE into figures/PROFILE/, from its records (never trains)
 	mkdir -p $(RESULTS)
 	$(BIN)/papermill --log-level WARNING notebooks/tables.ipynb $(RESULTS)/tables.ipynb -p profile $(PROFILE) -p results_dir $(RESULTS_DIR)
+
+ablations: install ## the ablation study params/STUDY.yaml (issue 7): train missing runs (JOBS=N), then notebooks/ablations.ipynb -> figures/STUDY/
+	@$(STUDYCLI) check $(STUDY) >/dev/null
+	-@$(STUDYMAKE) -k $(if $(JOBS),-j$(JOBS)) study-runs
+	@$(STUDYMAKE) study-report
+	@$(STUDYCLI) status $(STUDY)
+
+ifneq ($(filter study-runs,$(MAKECMDGOALS)),)
+STUDY_RECORDS := $(shell $(STUDYCLI) records $(STUDY))
+endif
+study-runs: $(STUDY_RECORDS) ## train the runs of STUDY that lack a complete record (used by ablations)
+
+# $* is VARIANT/RUN-ID: a study's record exists iff its run is complete, as for reproduce.
+$(RESULTS_DIR)/$(basename $(notdir $(STUDY)))/%/record.json:
+	$(STUDYCLI) run $(STUDY) $*
+
+study-report: install ## the ablation notebook of STUDY from its records (never trains): figures/STUDY/
+	mkdir -p $(RESULTS_DIR)/$(basename $(notdir $(STUDY)))
+	$(BIN)/papermill --log-level WARNING notebooks/ablations.ipynb $(RESULTS_DIR)/$(basename $(notdir $(STUDY)))/ablations.ipynb -p study $(STUDY) -p results_dir $(RESULTS_DIR)
 
 lint: install ## check style with ruff
 	$(BIN)/ruff check lib tests

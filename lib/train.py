@@ -53,7 +53,9 @@ class Params:
     surrogate_gamma: float = 1.0  # surrogate height at threshold
     surrogate_scale: float = 1.0  # triangle half-width, or fast-sigmoid slope
     detach_reset: bool = True  # no gradient through the reset (as SpyTorch)
-    lr: float = 1e-3  # Adam learning rate
+    lr: float = 1e-3  # learning rate of the optimiser
+    optimiser: str = "adam"  # adam | sgd (SGD with momentum 0.9: steps scale with the gradient, unlike Adam)
+    init_gain: float = 1.0  # multiplies the initial weights of conv2, fc1, fc2; > 1 makes lif2-lif4 fire at the start
     batch_size: int = 64  # training batch size
     eval_batch_size: int = 1000  # evaluation batch size (memory only; no effect on numbers)
     seed: int = 0  # seeds the split, the initial weights, the batch order
@@ -75,6 +77,7 @@ class Params:
             "encoding": ENCODINGS,
             "surrogate": tuple(SURROGATES),
             "spike_normalisation": SPIKE_NORMALISATIONS,
+            "optimiser": tuple(OPTIMISERS),
         }
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
@@ -89,7 +92,7 @@ class Params:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0 (0 = all / default), got {value!r}")
         finite = {"sigma0": 0.0, "spike_bound": 0.0,
-                  "lr": None, "threshold": None, "surrogate_scale": None, "surrogate_gamma": None}
+                  "lr": None, "init_gain": None, "threshold": None, "surrogate_scale": None, "surrogate_gamma": None}
         for name, minimum in finite.items():
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
@@ -228,7 +231,25 @@ def train_epoch(model, optimiser, split, params: Params, epoch: int, generator) 
     return {"train_loss": mean[0], "train_ce": mean[1], "sparsity_weight": mean[2]}
 
 
+OPTIMISERS = {
+    "adam": lambda parameters, lr: torch.optim.Adam(parameters, lr=lr),
+    "sgd": lambda parameters, lr: torch.optim.SGD(parameters, lr=lr, momentum=0.9),
+}
+
+
 def build_model(params: Params) -> SpikingLeNet:
+    """The network of `params`, initialised by PyTorch's defaults (seeded by the caller), then
+    the weights feeding lif2-lif4 scaled by `init_gain`: with the defaults lif3 and lif4 are
+    silent at the start, which passes no surrogate gradient through them."""
+    model = _network(params)
+    if params.init_gain != 1.0:
+        with torch.no_grad():
+            for layer in (model.conv2, model.fc1, model.fc2):
+                layer.weight.mul_(params.init_gain)
+    return model
+
+
+def _network(params: Params) -> SpikingLeNet:
     return SpikingLeNet(
         num_steps=params.num_steps,
         beta=params.beta,
@@ -279,7 +300,7 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
     torch.manual_seed(params.seed)
     model = build_model(params).to(device)
     record["energy"] = energy.reference(model)
-    optimiser = torch.optim.Adam(model.parameters(), lr=params.lr)
+    optimiser = OPTIMISERS[params.optimiser](model.parameters(), params.lr)
     generator = torch.Generator().manual_seed(params.seed)
 
     try:

@@ -4,9 +4,10 @@ import json
 import math
 
 import pytest
+import torch
 
 from lib.schedules import REGULARISERS
-from lib.train import Params, run
+from lib.train import OPTIMISERS, Params, build_model, run
 
 SMALL = dict(epochs=2, train_size=512, val_size=256, test_size=256, num_steps=4, progress=False)
 
@@ -72,6 +73,8 @@ def test_diverging_run_is_recorded_as_failed(cifar10_dir, cache_dir, tmp_path):
         ({"surrogate": "arctan"}, "unknown surrogate"),
         ({"granularity": "step"}, "unknown granularity"),
         ({"spike_normalisation": "max"}, "unknown spike_normalisation"),
+        ({"optimiser": "rmsprop"}, "unknown optimiser 'rmsprop'; valid: adam, sgd"),
+        ({"init_gain": 0.0}, "init_gain must be > 0"),
         ({"device": "cuda"}, "no CUDA device"),
         ({"device": "tpu-ish"}, "unknown device"),
         ({"learning_rate": 0.1}, "unknown parameter\\(s\\) learning_rate"),
@@ -125,3 +128,22 @@ def test_baseline_ignores_sigma0_and_records_zero(cifar10_dir, cache_dir, tmp_pa
                  output_dir=str(tmp_path / "b"), **{**SMALL, "epochs": 1, "train_size": 128, "num_steps": 2})
     assert record["params"]["sigma0"] == 0.0
     assert record["epochs"][0]["sparsity_weight"] == 0.0
+
+
+def test_init_gain_scales_the_weights_into_lif2_to_lif4_only():
+    torch.manual_seed(0)
+    plain = build_model(Params())
+    torch.manual_seed(0)
+    scaled = build_model(Params(init_gain=3.0))
+    for name in ("conv2", "fc1", "fc2"):
+        assert torch.equal(getattr(scaled, name).weight, 3.0 * getattr(plain, name).weight), name
+        assert torch.equal(getattr(scaled, name).bias, getattr(plain, name).bias), name
+    for name in ("conv1", "fc3"):
+        assert torch.equal(getattr(scaled, name).weight, getattr(plain, name).weight), name
+
+
+def test_sgd_optimiser_is_sgd_with_momentum():
+    model = build_model(Params())
+    optimiser = OPTIMISERS["sgd"](model.parameters(), 0.05)
+    assert isinstance(optimiser, torch.optim.SGD)
+    assert optimiser.defaults["momentum"] == 0.9 and optimiser.defaults["lr"] == 0.05

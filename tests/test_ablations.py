@@ -1,0 +1,116 @@
+"""The study's outcomes on hand-made records, checkable by hand; and its notebook."""
+
+import json
+import math
+
+import nbformat
+import pytest
+import yaml
+from matplotlib.figure import Figure
+
+from lib import ablations, study, sweep
+
+STUDY = {
+    "base": {"epochs": 2},
+    "grid": {"seeds": [0], "sigma0": {"baseline": [], "constant": [1.0, 10.0], "linear": [1.0, 3.0]}},
+    "factors": {"lr": {"x": {"lr": 0.01}}},
+}
+# (val_accuracy, val_spikes) per epoch; spikes per layer split 3:1 between lif1 and lif2
+RUNS = {
+    ("base", "baseline", 0.0): [(0.50, 1000), (0.55, 1200)],  # reference 0.55 at 1,200 spikes
+    ("base", "constant", 1.0): [(0.56, 600), (0.54, 300)],  # Table 1: ep 1 (-50 %); Table 2: ep 2 (-75 %)
+    ("base", "constant", 10.0): [(0.30, 50), (0.10, 5)],  # silent (< 1 % of 1,200) from epoch 2: collapsed
+    ("base", "linear", 1.0): [(0.55, 900), (0.56, 960)],  # Table 1: ep 1 (-25 %); last epochs: -20 %
+    ("base", "linear", 3.0): [(0.10, 11), (0.50, 500)],  # silent in epoch 1, recovered
+    ("lr-x", "baseline", 0.0): [(0.40, 800), (0.45, 800)],  # its linear and constant runs are missing
+}
+
+
+def record(schedule, sigma0, rows):
+    epochs = [{"epoch": n, "val_accuracy": acc, "val_spikes": float(spk), "test_accuracy": acc - 0.01,
+               "test_spikes": spk + 1.0, "val_spikes_per_layer": [0.75 * spk, 0.25 * spk, 0.0, 0.0],
+               "test_spikes_per_layer": [0.75 * spk, 0.25 * spk + 1, 0.0, 0.0]}
+              for n, (acc, spk) in enumerate(rows, start=1)]
+    return {"params": {"schedule": schedule, "sigma0": sigma0, "seed": 0}, "status": "complete", "epochs": epochs}
+
+
+@pytest.fixture
+def made(tmp_path):
+    path = tmp_path / "abl.yaml"
+    path.write_text(yaml.safe_dump(STUDY))
+    s = study.load_study(str(path))
+    results = tmp_path / "results"
+    for (variant, schedule, sigma0), rows in RUNS.items():
+        run = sweep.Run(schedule, sigma0, 0)
+        folder = sweep.run_dir(s.variant(variant).profile, run, results)
+        folder.mkdir(parents=True)
+        (folder / "record.json").write_text(json.dumps(record(schedule, sigma0, rows)))
+    return s, results, path
+
+
+def test_collect_reads_complete_records_and_names_the_missing(made):
+    s, results, _ = made
+    pts, missing = ablations.collect(s, results)
+    assert missing == ["lr-x/constant-s1-seed0", "lr-x/constant-s10-seed0", "lr-x/linear-s1-seed0",
+                       "lr-x/linear-s3-seed0"]
+    assert len(pts) == 12 and set(pts["variant"]) == {"base", "lr-x"}
+    assert set(pts[pts["variant"] == "lr-x"]["factor"]) == {"lr"}
+
+
+def test_reductions_against_the_variants_own_baseline_per_rule(made):
+    pts, _ = ablations.collect(*made[:2])
+    out = ablations.outcomes(pts).set_index(["variant", "rule", "schedule"])
+    assert out.loc[("base", "table1", "baseline"), "val_spikes"] == 1200
+    assert out.loc[("base", "table1", "constant"), "reduction"] == pytest.approx(0.5)
+    assert out.loc[("base", "table1", "constant"), "epoch"] == 1
+    assert out.loc[("base", "table2", "constant"), "reduction"] == pytest.approx(0.75)
+    assert out.loc[("base", "table1", "linear"), "reduction"] == pytest.approx(0.25)
+    assert out.loc[("base", "final_epoch", "linear"), "reduction"] == pytest.approx(0.2)
+    assert out.loc[("base", "final_epoch", "constant"), "note"] == "no point within tolerance"
+    assert out.loc[("base", "table1", "constant"), "collapsed_runs"] == "1 of 2"
+    assert out.loc[("base", "table1", "constant"), "collapse_from"] == 10.0
+    assert math.isnan(out.loc[("base", "table1", "linear"), "collapse_from"])
+    assert out.loc[("lr-x", "table1", "baseline"), "val_spikes"] == 800  # fewest spikes among equal accuracy
+
+
+def test_runs_show_where_collapse_begins(made):
+    pts, _ = ablations.collect(*made[:2])
+    per_run = ablations.runs(pts).set_index("run_id")
+    assert per_run.loc["base/constant-s10-seed0", "collapsed"]
+    assert per_run.loc["base/constant-s10-seed0", "first_silent_epoch"] == 2
+    assert not per_run.loc["base/linear-s1-seed0", "collapsed"]
+    assert math.isnan(per_run.loc["base/linear-s1-seed0", "first_silent_epoch"])
+    assert per_run.loc["base/linear-s3-seed0", "first_silent_epoch"] == 1  # silent, then recovered
+    assert not per_run.loc["base/linear-s3-seed0", "collapsed"]
+
+
+def test_table_layers_and_figures(made):
+    pts, _ = ablations.collect(*made[:2])
+    out = ablations.outcomes(pts)
+    frame = ablations.table(out, "table1")
+    base = frame[frame["label"] == "default"].iloc[0]
+    assert base["baseline"] == "1200 sp, 55.0 %"
+    assert base["constant"] == "-50 % (σ0 1, ep 1)"
+    assert base["constant collapses"] == "1 of 2, from σ0 10"
+    layers = ablations.layer_reductions(out, pts).set_index("schedule")
+    assert layers.loc["constant", "lif1"] == pytest.approx(0.5) and layers.loc["constant", "baseline lif1"] == 900
+    assert isinstance(ablations.reductions_figure(out), Figure)
+    assert isinstance(ablations.sparsity_accuracy_figure(pts), Figure)
+
+
+@pytest.mark.slow
+def test_the_notebook_reads_records_only_and_writes_figures(made, tmp_path):
+    import papermill
+
+    _, results, path = made
+    figures = tmp_path / "figures"
+    papermill.execute_notebook(
+        str(sweep.REPO / "notebooks" / "ablations.ipynb"), str(tmp_path / "out.ipynb"),
+        parameters={"study": str(path), "results_dir": str(results), "figures_dir": str(figures)},
+        progress_bar=False, cwd=str(sweep.REPO),
+    )
+    out = figures / "abl"
+    for name in ("ablation_reductions", "ablation_sparsity_accuracy"):
+        assert (out / f"{name}.png").stat().st_size > 0 and (out / f"{name}.pdf").stat().st_size > 0
+    assert "-50 %" in (out / "ablations_table1.md").read_text()
+    assert nbformat.read(tmp_path / "out.ipynb", as_version=4).cells

@@ -43,6 +43,7 @@ test: install ## run the test suite (needs CIFAR-10: CIFAR10_DIR, or ../shared/d
 
 reproduce: install ## train the runs of params/PROFILE.yaml lacking a complete record (JOBS=N or -j N: in parallel), then tables
 	@$(SWEEP) check $(PROFILE) >/dev/null
+	@$(SWEEP) prune $(PROFILE)
 	-@$(SUBMAKE) -k $(if $(JOBS),-j$(JOBS)) runs
 	@$(SUBMAKE) tables
 	@$(SWEEP) status $(PROFILE)
@@ -63,6 +64,7 @@ tables: install ## Tables 1-2 and the figures of PROFILE into figures/PROFILE/, 
 
 ablations: install ## the ablation study params/STUDY.yaml (issue 7): train missing runs (JOBS=N), then notebooks/ablations.ipynb -> figures/STUDY/
 	@$(STUDYCLI) check $(STUDY) >/dev/null
+	@$(STUDYCLI) prune $(STUDY)
 	-@$(STUDYMAKE) -k $(if $(JOBS),-j$(JOBS)) study-runs
 	@$(STUDYMAKE) study-report
 	@$(STUDYCLI) status $(STUDY)

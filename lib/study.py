@@ -115,7 +115,7 @@ def records(study: Study, results: Path) -> list[Path]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.study", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("check", "records", "run", "status"))
+    parser.add_argument("command", choices=("check", "records", "run", "status", "prune"))
     parser.add_argument("study", help="a name in params/ (ablations) or a YAML path")
     parser.add_argument("run", nargs="?", help="for `run`: VARIANT/RUN-ID")
     parser.add_argument("--results", default="results", help="results folder (default: results)")
@@ -133,6 +133,10 @@ def main(argv=None) -> int:
                 print(f"{sweep.state(v.profile, r, results):10s} {v.name}/{r.id}")
     elif args.command == "records":
         print(" ".join(str(p) for p in records(study, results)))
+    elif args.command == "prune":
+        for v in study.variants:
+            for path in sweep.prune(v.profile, results):
+                print(f"stale: the study changed since this run; moved to {path}")
     elif args.command == "run":
         if not args.run or "/" not in args.run:
             parser.error("run needs VARIANT/RUN-ID")

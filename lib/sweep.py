@@ -24,6 +24,8 @@ run leaves `partial/train.ipynb` to read.
     python -m lib.sweep records PROFILE       record paths of every run (for make)
     python -m lib.sweep run    PROFILE RUN-ID execute one run (make calls this per record)
     python -m lib.sweep status PROFILE        report; exit 1 if a run is not complete
+    python -m lib.sweep prune  PROFILE        move runs whose record no longer matches the
+                                              profile (edited since) to <profile>/.stale/
 """
 
 from __future__ import annotations
@@ -182,15 +184,48 @@ def run_params(profile: Profile, run: Run, results: Path, jobs: int = 1) -> dict
     }
 
 
+# Settings a record may differ in from its profile without its numbers changing.
+NOT_COMPARED = ("threads", "output_dir", "progress", "data_dir", "cache_dir", "device", "eval_batch_size")
+
+
+def stale_keys(profile: Profile, run: Run, record: dict) -> list[str]:
+    """The run parameters on which a complete record disagrees with the profile as it is now
+    (a parameter the record predates counts as its default)."""
+    defaults = dataclasses.asdict(Params())
+    expected = {**defaults, **profile.params, "schedule": run.schedule, "sigma0": run.sigma0, "seed": run.seed}
+    recorded = {**defaults, **record["params"]}
+    return sorted(k for k, v in expected.items() if k not in NOT_COMPARED and recorded[k] != v)
+
+
 def state(profile: Profile, run: Run, results: Path) -> str:
-    """complete | failed | incomplete (interrupted or still running) | pending."""
+    """complete | stale (complete, but the profile changed since) | failed | incomplete
+    (interrupted or still running) | pending."""
     folder = run_dir(profile, run, results)
     if (folder / "record.json").is_file():
-        return "complete"
+        record = json.loads((folder / "record.json").read_text())
+        return "stale" if stale_keys(profile, run, record) else "complete"
     partial = folder / "partial" / "record.json"
     if partial.is_file():
         return "failed" if json.loads(partial.read_text())["status"] == "failed" else "incomplete"
     return "incomplete" if (folder / "partial").exists() else "pending"
+
+
+def prune(profile: Profile, results: Path) -> list[Path]:
+    """Move the stale runs' folders aside, to `<profile>/.stale/`, so that they are trained
+    again as the profile now says; nothing is deleted. Returns where they went."""
+    moved = []
+    for run in profile.runs:
+        if state(profile, run, results) == "stale":
+            folder = run_dir(profile, run, results)
+            target = folder.parent / ".stale" / folder.name
+            n = 1
+            while target.exists():
+                n += 1
+                target = folder.parent / ".stale" / f"{folder.name}-{n}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(folder, target)
+            moved.append(target)
+    return moved
 
 
 def jobs_from_make(makeflags: str) -> int:
@@ -249,7 +284,7 @@ def report(profile: Profile, results: Path) -> tuple[str, bool]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.sweep", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("check", "records", "run", "status"))
+    parser.add_argument("command", choices=("check", "records", "run", "status", "prune"))
     parser.add_argument("profile", help="a name in params/ (quick) or a YAML path")
     parser.add_argument("run_id", nargs="?", help="for `run`: the run to execute")
     parser.add_argument("--results", default="results", help="results folder (default: results)")
@@ -266,6 +301,9 @@ def main(argv=None) -> int:
             print(f"{state(profile, r, results):10s} {r.id}")
     elif args.command == "records":
         print(" ".join(str(run_dir(profile, r, results) / "record.json") for r in profile.runs))
+    elif args.command == "prune":
+        for path in prune(profile, results):
+            print(f"stale: the profile changed since this run; moved to {path}")
     elif args.command == "run":
         if not args.run_id:
             parser.error("run needs a RUN-ID")

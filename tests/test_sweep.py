@@ -8,6 +8,7 @@ import yaml
 from lib import sweep
 
 GRID = {"seeds": [0], "sigma0": {"baseline": [], "linear": [3e-6, 1e-6]}}
+BASELINE_PARAMS = {"schedule": "baseline", "sigma0": 0.0, "seed": 0}  # as lib.train records the baseline
 
 
 def test_shipped_profiles_are_valid_and_cover_every_schedule():
@@ -92,7 +93,7 @@ def test_states_and_report(tmp_path):
     base, s3, s1 = profile.runs
     folder = lambda r: sweep.run_dir(profile, r, tmp_path)  # noqa: E731
     (folder(base)).mkdir(parents=True)
-    (folder(base) / "record.json").write_text(json.dumps({"status": "complete"}))
+    (folder(base) / "record.json").write_text(json.dumps({"status": "complete", "params": BASELINE_PARAMS}))
     (folder(s3) / "partial").mkdir(parents=True)
     (folder(s3) / "partial" / "record.json").write_text(json.dumps({"status": "failed"}))
     (folder(s3) / "partial" / "train.ipynb").write_text("{}")
@@ -101,3 +102,23 @@ def test_states_and_report(tmp_path):
     assert not complete and "1 of 3 runs complete" in text
     assert f"failed     linear-s3e-06-seed0  (read {folder(s3) / 'partial' / 'train.ipynb'})" in text
     assert "pending    linear-s1e-06-seed0" in text
+
+
+def test_a_record_of_an_edited_profile_is_stale_and_pruned_aside(tmp_path):
+    before = sweep.parse_profile("p", {"epochs": 3, "grid": GRID})
+    base = before.runs[0]
+    folder = sweep.run_dir(before, base, tmp_path)
+    folder.mkdir(parents=True)
+    # threads and output_dir differ between machines and runs without changing the numbers
+    recorded = {**BASELINE_PARAMS, "epochs": 3, "threads": 7, "output_dir": "/elsewhere"}
+    (folder / "record.json").write_text(json.dumps({"status": "complete", "params": recorded}))
+    assert sweep.state(before, base, tmp_path) == "complete"
+    assert sweep.prune(before, tmp_path) == []
+
+    after = sweep.parse_profile("p", {"epochs": 3, "init_gain": 3.0, "grid": GRID})  # edited since
+    assert sweep.stale_keys(after, base, {"params": recorded}) == ["init_gain"]
+    assert sweep.state(after, base, tmp_path) == "stale"
+    moved = sweep.prune(after, tmp_path)
+    assert moved == [tmp_path / "p" / ".stale" / "baseline-seed0"]
+    assert (moved[0] / "record.json").is_file()  # nothing computed is lost
+    assert sweep.state(after, base, tmp_path) == "pending"

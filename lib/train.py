@@ -334,8 +334,3 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
     write_json_atomic(out / "record.json", record)
     return record
 
-
-def load_record(path) -> dict:
-    """A record.json, or the one inside a run directory."""
-    path = Path(path)
-    return json.loads((path / "record.json" if path.is_dir() else path).read_text())

@@ -269,6 +269,7 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
     if params.schedule == "baseline":  # sigma0 has no effect there; record it as the paper does (0)
         params = dataclasses.replace(params, sigma0=0.0)
     device = resolve_device(params.device)
+    data_dir = data.resolve_data_dir(params.data_dir or None)  # no CIFAR-10: an error before any record
     keep_freed_memory()
     if params.threads:
         torch.set_num_threads(params.threads)
@@ -288,22 +289,22 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
     start = time.perf_counter()
     write_json_atomic(out / "record.json", record)
 
-    cifar = data.load_cifar10(params.data_dir or None, params.cache_dir or None)
-    splits = data.prepare(
-        cifar, params.seed, params.val_fraction, params.train_size, params.val_size, params.test_size, device
-    )
-    record["data"] = {
-        "dir": str(data.resolve_data_dir(params.data_dir or None)),
-        "train": len(splits.train), "val": len(splits.val), "test": len(splits.test),
-        "mean": splits.mean, "std": splits.std,
-    }
-    torch.manual_seed(params.seed)
-    model = build_model(params).to(device)
-    record["energy"] = energy.reference(model)
-    optimiser = OPTIMISERS[params.optimiser](model.parameters(), params.lr)
-    generator = torch.Generator().manual_seed(params.seed)
+    try:  # from here on, whatever goes wrong is written to the record: it never stays "running"
+        cifar = data.load_cifar10(data_dir, params.cache_dir or None)
+        splits = data.prepare(
+            cifar, params.seed, params.val_fraction, params.train_size, params.val_size, params.test_size, device
+        )
+        record["data"] = {
+            "dir": str(data_dir),
+            "train": len(splits.train), "val": len(splits.val), "test": len(splits.test),
+            "mean": splits.mean, "std": splits.std,
+        }
+        torch.manual_seed(params.seed)
+        model = build_model(params).to(device)
+        record["energy"] = energy.reference(model)
+        optimiser = OPTIMISERS[params.optimiser](model.parameters(), params.lr)
+        generator = torch.Generator().manual_seed(params.seed)
 
-    try:
         for epoch in range(1, params.epochs + 1):
             t0 = time.perf_counter()
             row = {"epoch": epoch, **train_epoch(model, optimiser, splits.train, params, epoch, generator)}

@@ -2,10 +2,12 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
+from lib import data
 from lib.schedules import REGULARISERS
 from lib.train import OPTIMISERS, Params, build_model, run
 
@@ -53,6 +55,21 @@ def test_diverging_run_is_recorded_as_failed(cifar10_dir, cache_dir, tmp_path):
                  output_dir=str(tmp_path / "nan"), **{**SMALL, "epochs": 1, "train_size": 128})
     assert record["status"] == "failed" and "loss is" in record["reason"]
     assert json.loads((tmp_path / "nan" / "record.json").read_text())["status"] == "failed"
+
+
+def test_missing_data_is_refused_before_any_record(tmp_path):
+    with pytest.raises(data.DataNotFoundError, match="no CIFAR-10 found"):
+        run(schedule="linear", sigma0=1e-6, data_dir=str(tmp_path / "nowhere"), output_dir=str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_crash_while_loading_data_is_recorded_as_failed(cifar10_dir, tmp_path):
+    cache_inside_data = str(Path(cifar10_dir) / "cache")  # refused by load_cifar10, after the first record
+    with pytest.raises(ValueError, match="must not be inside"):
+        run(schedule="linear", sigma0=1e-6, data_dir=cifar10_dir, cache_dir=cache_inside_data,
+            output_dir=str(tmp_path / "run"))
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    assert record["status"] == "failed" and "must not be inside" in record["reason"]
 
 
 @pytest.mark.parametrize(

@@ -110,11 +110,15 @@ def summarise(selected: pd.DataFrame) -> pd.DataFrame:
 
 
 def collapsed(pts: pd.DataFrame) -> pd.DataFrame:
-    """Runs whose last epoch has no validation spike at all: every hidden layer silent."""
+    """Runs whose last epoch has a hidden layer without a single validation spike, with the
+    first epoch one was silent. The layers after a silent one receive nothing, so the readout
+    is the same for every image (chance accuracy), and the surrogate passes no gradient back
+    through it: a collapse, whatever the layers before it still do."""
+    silent = pts["val_spikes_per_layer"].map(lambda layers: min(layers) == 0)
     last = pts.sort_values("epoch").groupby("run_id", sort=False).tail(1)
-    dead = last[last["val_spikes"] == 0]
-    first = pts[pts["val_spikes"] == 0].groupby("run_id")["epoch"].min().rename("silent_from_epoch")
-    columns = ["run_id", "schedule", "sigma0", "seed", "val_accuracy"]
+    dead = last[silent.loc[last.index]]
+    first = pts[silent].groupby("run_id")["epoch"].min().rename("silent_from_epoch")
+    columns = ["run_id", "schedule", "sigma0", "seed", "val_accuracy", "val_spikes"]
     return dead[columns].join(first, on="run_id").reset_index(drop=True)
 
 

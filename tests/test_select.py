@@ -14,7 +14,7 @@ def record(schedule, sigma0, rows, seed=0):
     given 100 SynOps (test split: 50 in lif1, 75 in lif2, so 125 per spike) and 10 nJ in all."""
     epochs = [
         {"epoch": n, "val_accuracy": va, "val_spikes": vs, "test_accuracy": ta, "test_spikes": ts,
-         "val_spikes_per_layer": [vs, 0, 0, 0], "test_spikes_per_layer": [ts / 2, ts / 2, 0, 0],
+         "val_spikes_per_layer": [vs / 2, vs / 4, vs / 8, vs / 8], "test_spikes_per_layer": [ts / 2, ts / 2, 0, 0],
          "val_synops": 100 * vs, "test_synops": 125 * ts, "test_synops_per_layer": [50 * ts, 75 * ts, 0, 0],
          "test_energy_pj": 1e4 * ts}
         for n, (va, vs, ta, ts) in enumerate(rows, start=1)
@@ -115,6 +115,17 @@ def test_collapsed_runs_are_listed_with_the_epoch_they_went_silent():
     dead = record("constant", 1e-5, [(0.3, 20, 0.3, 20), (0.1, 0, 0.1, 0), (0.1, 0, 0.1, 0)])
     found = select.collapsed(select.points([BASELINE, dead, *CONSTANT]))
     assert found[["run_id", "silent_from_epoch"]].values.tolist() == [[dead["run_id"], 2]]
+
+
+def test_one_silent_layer_is_a_collapse_even_while_the_first_still_fires():
+    # as a real quick run did: lif1 kept a trace of spikes (0.007 per image), lif2-lif4 none, chance accuracy
+    dead = record("constant", 1e-4, [(0.3, 40, 0.3, 40), (0.1, 8, 0.1, 8), (0.1, 4, 0.1, 4)])
+    for e in dead["epochs"][1:]:
+        e["val_spikes_per_layer"] = [e["val_spikes"], 0.0, 0.0, 0.0]
+    recovered = record("linear", 1e-5, [(0.3, 40, 0.3, 40), (0.3, 8, 0.3, 8), (0.4, 30, 0.4, 30)])
+    recovered["epochs"][1]["val_spikes_per_layer"] = [8, 0.0, 0.0, 0.0]  # silent in epoch 2, firing again after
+    found = select.collapsed(select.points([BASELINE, dead, recovered, *CONSTANT]))
+    assert found[["run_id", "silent_from_epoch", "val_spikes"]].values.tolist() == [[dead["run_id"], 2, 4]]
 
 
 def test_per_layer_and_markdown():

@@ -1,0 +1,139 @@
+"""The run record, `record.json`: defined once here, written by `lib.train`, read by everyone else.
+
+One run writes one record, atomically, after every epoch (`write`). Its shape:
+
+    Record                          version 2 (records without a version are version 1)
+      version, status, reason       status: running | complete | failed (reason says why)
+      params                        every field of `lib.train.Params`, as the run used them
+      epochs: [Epoch, ...]          one row per finished epoch, in order
+      versions, device, host, seed, started, wall_seconds
+      machine                       hardware fingerprint (v2; None in v1): where the numbers were made
+      data, energy                  the split's sizes and normalisation; energy constants
+
+    Epoch
+      epoch                         n, counted from 1
+      train_loss, train_ce, sparsity_weight
+      {val,test}_{accuracy, spikes, spikes_per_layer, synops, synops_per_layer, energy_pj}
+      train_seconds, seconds
+      checkpoint                    (v2) weights after this epoch, relative to the record's folder
+
+`load` is the one reader: it names the file in every error, upgrades version 1 to the
+version 2 shape (machine None, no checkpoints), and with `complete=True` refuses a record
+that is not a finished run (status, and the epoch count against its own `params.epochs`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal, TypedDict
+
+VERSION = 2
+STATUSES = ("running", "complete", "failed")
+Status = Literal["running", "complete", "failed"]
+
+
+class Epoch(TypedDict, total=False):
+    epoch: int
+    train_loss: float
+    train_ce: float
+    sparsity_weight: float
+    val_accuracy: float
+    val_spikes: float
+    val_spikes_per_layer: list
+    val_synops: float
+    val_synops_per_layer: list
+    val_energy_pj: float
+    test_accuracy: float
+    test_spikes: float
+    test_spikes_per_layer: list
+    test_synops: float
+    test_synops_per_layer: list
+    test_energy_pj: float
+    train_seconds: float
+    seconds: float
+    checkpoint: str
+
+
+class Machine(TypedDict, total=False):
+    cpu: str  # processor model
+    cpu_capability: str  # torch.backends.cpu.get_cpu_capability(): the SIMD kernels torch runs
+    threads: int  # torch.get_num_threads() during the run
+    torch: str
+    cuda: str | None
+    cudnn: int | None
+    device_name: str
+    platform: str
+    python: str
+
+
+class Record(TypedDict, total=False):
+    version: int
+    status: Status
+    reason: str | None
+    params: dict
+    epochs: list[Epoch]
+    versions: dict
+    device: str
+    host: str
+    seed: int
+    started: str
+    wall_seconds: float | None
+    machine: Machine | None
+    data: dict
+    energy: dict
+
+
+class RecordError(ValueError):
+    """A record that cannot be read, or is not what the reader needs; names the file."""
+
+
+def write(path: Path | str, record: Record) -> None:
+    """Write JSON to a temporary file beside `path`, then rename: never half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def upgrade(record: dict) -> Record:
+    """The version 2 shape of a version 1 or 2 record (a new dict; the input is not changed)."""
+    version = record.get("version", 1)
+    if version not in (1, VERSION):
+        raise ValueError(f"record version {version!r} is not one this code reads (1 or {VERSION})")
+    return {**record, "version": VERSION, "machine": record.get("machine")}
+
+
+def check(record: dict, complete: bool = False) -> None:
+    """Raise ValueError if `record` lacks the keys every reader uses, or (complete=True) is not
+    a finished run: status complete and one row for each of its planned epochs."""
+    for key in ("status", "params", "epochs"):
+        if key not in record:
+            raise ValueError(f"no {key!r}")
+    if record["status"] not in STATUSES:
+        raise ValueError(f"unknown status {record['status']!r}; valid: {', '.join(STATUSES)}")
+    if not complete:
+        return
+    if record["status"] != "complete":
+        raise ValueError(f"status is {record['status']!r}, not 'complete'")
+    planned, done = record["params"].get("epochs"), len(record["epochs"])
+    if planned != done:
+        raise ValueError(f"{done} epoch rows for a run of {planned} epochs")
+    if [e.get("epoch") for e in record["epochs"]] != list(range(1, done + 1)):
+        raise ValueError("epoch rows are not 1, 2, ... in order")
+
+
+def load(path: Path | str, complete: bool = False) -> Record:
+    """The record at `path`, checked and upgraded; RecordError (naming `path`) otherwise."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+        record = upgrade(record)
+        check(record, complete)
+    except (OSError, ValueError) as err:  # json.JSONDecodeError is a ValueError
+        raise RecordError(f"{path}: {err}") from None
+    return record

@@ -1,0 +1,61 @@
+"""Which machines made the records behind a table, for its caption and the README.
+
+Training amplifies the last bits of floating-point kernels: the same code and seed on
+another CPU (or another thread count, or oneDNN off) gives other numbers. A record of
+version 2 (`lib.record`) carries the machine's fingerprint, `record["machine"]`:
+
+    cpu, cpu_capability, threads, torch, cuda, cudnn, device_name, platform, python
+
+`machines` groups the records by fingerprint (all fields equal = one machine, as far as the
+numbers can tell); a version-1 record, or one without a fingerprint, counts as `unknown`.
+`note` says it in one sentence.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+FIELDS = ("cpu", "cpu_capability", "threads", "torch", "cuda", "cudnn", "device_name", "platform", "python")
+UNKNOWN = "unknown"
+
+
+def fingerprint(record) -> tuple:
+    """The record's machine as a tuple of FIELDS; a record without one: all `unknown`."""
+    machine = record.get("machine")
+    return tuple(machine.get(f) for f in FIELDS) if machine else (UNKNOWN,) * len(FIELDS)
+
+
+def machines(records) -> pd.DataFrame:
+    """One row per distinct fingerprint, most runs first: FIELDS (None kept as None) and `runs`."""
+    counts = {}
+    for record in records:
+        key = fingerprint(record)
+        counts[key] = counts.get(key, 0) + 1
+    rows = [{**dict(zip(FIELDS, key, strict=True)), "runs": n} for key, n in counts.items()]
+    frame = pd.DataFrame(rows, columns=[*FIELDS, "runs"], dtype=object)  # object: an int field may be None
+    return frame.sort_values("runs", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def describe(row) -> str:
+    """One machine in words (the kernels that decide the numbers; platform and Python are in
+    `machines`): `AMD EPYC 7B13 (AVX2), 1 thread, cpu, torch 2.14.1+cu130`."""
+    if all(row[f] == UNKNOWN for f in FIELDS):
+        return "an unrecorded machine (records before version 2)"
+    threads = f"{row['threads']} thread{'' if row['threads'] == 1 else 's'}"
+    # a CUDA build of torch reports its CUDA version on a CPU-only machine too: say it only for a GPU
+    gpu = "" if str(row["device_name"]).lower().startswith("cpu") else f" (CUDA {row['cuda']}, cuDNN {row['cudnn']})"
+    return f"{row['cpu']} ({row['cpu_capability']}), {threads}, {row['device_name']}{gpu}, torch {row['torch']}"
+
+
+def _runs(n: int) -> str:
+    return f"{n} run{'' if n == 1 else 's'}"
+
+
+def note(records) -> str:
+    """`Records: 16 runs on 1 machine: AMD EPYC ... (16 runs).` for a caption."""
+    frame = machines(records)
+    if frame.empty:
+        return "Records: none."
+    total, count = int(frame["runs"].sum()), len(frame)
+    parts = "; ".join(f"{describe(row)} ({_runs(row['runs'])})" for _, row in frame.iterrows())
+    return f"Records: {_runs(total)} on {count} machine{'s' if count != 1 else ''}: {parts}."

@@ -1,0 +1,25 @@
+"""The machines behind a table (lib.provenance), on hand-made records."""
+
+from lib import provenance
+
+EPYC = {"cpu": "AMD EPYC 7B13", "cpu_capability": "AVX2", "threads": 1, "torch": "2.14.1+cu130", "cuda": "13.0",
+        "cudnn": None, "device_name": "cpu", "platform": "Linux-x86_64", "python": "3.11.7"}
+H200 = {**EPYC, "threads": 16, "device_name": "NVIDIA H200", "cudnn": 91000}
+
+
+def test_machines_grouped_and_counted():
+    records = [{"machine": EPYC}, {"machine": H200}, {"machine": EPYC}, {"version": 1}]
+    frame = provenance.machines(records)
+    assert frame["runs"].tolist() == [2, 1, 1]
+    assert frame.loc[0, "cudnn"] is None and frame.loc[1, "cudnn"] == 91000  # None not turned into NaN
+    assert (frame.loc[2, list(provenance.FIELDS)] == "unknown").all()
+    assert provenance.note(records) == (
+        "Records: 4 runs on 3 machines: AMD EPYC 7B13 (AVX2), 1 thread, cpu, torch 2.14.1+cu130 (2 runs); "
+        "AMD EPYC 7B13 (AVX2), 16 threads, NVIDIA H200 (CUDA 13.0, cuDNN 91000), torch 2.14.1+cu130 (1 run); "
+        "an unrecorded machine (records before version 2) (1 run).")
+
+
+def test_one_field_apart_is_another_machine():
+    # the same CPU with oneDNN's other thread count runs other kernels: not merged
+    assert len(provenance.machines([{"machine": EPYC}, {"machine": {**EPYC, "threads": 2}}])) == 2
+    assert provenance.note([]) == "Records: none."

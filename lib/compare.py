@@ -86,7 +86,8 @@ def read_tables(location: str) -> dict[str, pd.DataFrame]:
         rev, path = location.split(":", 1)
         texts = {}
         for name in (*REQUIRED, *OPTIONAL):
-            shown = subprocess.run(["git", "show", f"{rev}:{path.rstrip('/')}/{name}.csv"], capture_output=True, text=True)
+            blob = f"{rev}:{path.rstrip('/')}/{name}.csv"
+            shown = subprocess.run(["git", "show", blob], capture_output=True, text=True)
             if shown.returncode == 0:
                 texts[name] = shown.stdout
     else:
@@ -159,8 +160,8 @@ def main(argv=None) -> int:
         if column.startswith(QUANTITIES):
             shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v * 100:.2f}")
     shown.columns = [c.replace("test_accuracy", "acc").replace("spike_reduction", "reduction") for c in shown.columns]
-    print(f"{args.mine} against {args.committed}: test accuracy and spike reduction in %, allowed = "
-          f"{K:g} sd of the difference (one seed: sd {args.sd_accuracy * 100:g} and {args.sd_reduction * 100:g} points)")
+    print(f"{args.mine} against {args.committed}: test accuracy and spike reduction in %, allowed = {K:g} sd of the "
+          f"difference (one seed: sd {args.sd_accuracy * 100:g} and {args.sd_reduction * 100:g} points)")
     print(shown.to_string(index=False))
     bad = result[~result["agree"]]
     print(f"{len(result) - len(bad)} of {len(result)} rows agree" + (

@@ -18,7 +18,8 @@ def write(folder, rows):
     """table1.csv and table2.csv, both of `rows`: (schedule, seeds, accuracy mean, sd, reduction
     mean, sd); sigma0 1e-5 and epoch 9 on every seed."""
     folder.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame([(s, n, str([1e-05] * n), str([9] * n), a, asd, r, rsd, "" if n else "no point within tolerance")
+    note = "no point within tolerance"
+    frame = pd.DataFrame([(s, n, str([1e-05] * n), str([9] * n), a, asd, r, rsd, "" if n else note)
                           for s, n, a, asd, r, rsd in rows], columns=COLUMNS)
     for name in ("table1", "table2"):
         frame.to_csv(folder / f"{name}.csv", index=False)

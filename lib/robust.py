@@ -165,3 +165,15 @@ def stability(pts: pd.DataFrame, tolerance: float, draws, rules=("paper", "robus
                                                           for k in ("pairs", "point_changes", "sigma0_changes")}})
     frame = pd.DataFrame(rows, columns=["rule", "schedule", "pairs", "point_changes", "sigma0_changes"])
     return frame.assign(change_rate=(frame["point_changes"] + frame["sigma0_changes"]) / frame["pairs"])
+
+
+def caption(selected: pd.DataFrame, tolerance: float) -> str:
+    """The sentence that labels a table of `select_robust` rows as ours and gives its numbers."""
+    seeds = selected["seed"].nunique()
+    ref, margin = selected["reference"].iloc[0], selected["margin"].iloc[0]
+    if math.isnan(ref):
+        return f"Ours, not the paper's rule ({LABEL}): no baseline on every seed, so no reference."
+    return (f"Ours, not the paper's rule ({LABEL}): reference {ref * 100:.2f} % (the best epoch of the baseline's "
+            f"validation accuracy averaged over {seeds} seed{'' if seeds == 1 else 's'}), candidates at or above "
+            f"{(ref - tolerance - margin) * 100:.2f} % (tolerance {tolerance * 100:g} points, margin "
+            f"{margin * 100:.2f} points); one sigma0 and epoch per loss function, chosen on the mean over seeds.")

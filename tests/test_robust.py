@@ -133,3 +133,10 @@ def test_draws():
     # ours on the same two seeds twice: nothing changes
     same = robust.stability(pts, 0.0, [(0, 1), (0, 1)], rules=("robust",))
     assert same["change_rate"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_caption_states_the_numbers():
+    text = robust.caption(robust.select_robust(robust.points(RECORDS), 0.01), 0.01)
+    # 0.50 - 0.01 - 0.005 = 0.485
+    assert "reference 50.00 %" in text and "2 seeds" in text and "at or above 48.50 %" in text
+    assert "margin 0.50 points" in text and text.startswith("Ours, not the paper's rule")

@@ -211,3 +211,116 @@ def pareto_fronts(front):
     axes[1].legend(fontsize="x-small", bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------
+# Pictures of sparsity: spike rasters and per-neuron firing rates, two networks side by side.
+
+_PAIR = (PALETTE["baseline"], PALETTE["linear"])  # the reference network, then the sparse one
+
+
+def spike_trains(model, image) -> list[torch.Tensor]:
+    """Per hidden layer, the (num_steps, neurons) spikes of `model` on one image (3, 32, 32).
+
+    Recorded from the LIF layers of a step-by-step copy of the model (the layer-by-layer
+    path gives the same spikes but never holds one step's spikes of every layer)."""
+    import copy
+
+    if image.dim() != 3:
+        raise ValueError(f"one image (3, 32, 32) expected, got shape {tuple(image.shape)}")
+    twin = copy.deepcopy(model).eval()
+    twin.step_by_step = True
+    steps = [[] for _ in snn.LAYERS]
+    hooks = [lif.register_forward_hook(lambda _m, _i, out, i=i: steps[i].append(out[0][0].flatten()))
+             for i, lif in enumerate(twin.lif)]
+    try:
+        with torch.no_grad():
+            twin.activity(image.unsqueeze(0))
+    finally:
+        for h in hooks:
+            h.remove()
+    return [torch.stack(s) for s in steps]
+
+
+def raster_data(model, image, max_neurons: int = 120, seed: int = 0) -> list[dict]:
+    """What `spike_raster_figure` draws for one network, per hidden layer: `neurons` (the
+    indices shown: all, or `max_neurons` drawn at random with `seed` for larger layers, the
+    same for every network), `times` and `rows` of each shown spike (row = position in
+    `neurons`), and `total`, the layer's spikes on the image over all its neurons."""
+    if max_neurons < 1:
+        raise ValueError(f"max_neurons must be >= 1, got {max_neurons}")
+    out = []
+    for name, spk in zip(snn.LAYERS, spike_trains(model, image), strict=True):
+        n = spk.shape[1]
+        pick = torch.arange(n)
+        if n > max_neurons:
+            gen = torch.Generator().manual_seed(seed)
+            pick = torch.randperm(n, generator=gen)[:max_neurons].sort().values
+        t, row = spk[:, pick].nonzero(as_tuple=True)
+        out.append({"layer": name, "neurons": pick.numpy(), "times": t.numpy(), "rows": row.numpy(),
+                    "total": int(spk.sum()), "size": n, "num_steps": spk.shape[0]})
+    return out
+
+
+def spike_raster_figure(model_a, model_b, image, labels=("baseline", "sparse"), max_neurons: int = 120,
+                        seed: int = 0):
+    """Spike rasters of two networks on one image: a row per hidden layer, a column per network.
+
+    Each dot is one spike (time step, neuron); layers with more than `max_neurons` neurons
+    show the same random subset in both columns. Titles give the layer's total spikes on
+    the image (all its neurons). The data is `raster_data`'s, kept as `fig.raster_data`.
+    """
+    data = [raster_data(m, image, max_neurons, seed) for m in (model_a, model_b)]
+    rows = len(snn.LAYERS)
+    fig, axes = plt.subplots(rows, 2, figsize=(9, 2.2 * rows), sharex=True, squeeze=False)
+    for col, (label, layers) in enumerate(zip(labels, data, strict=True)):
+        for row, d in enumerate(layers):
+            ax = axes[row, col]
+            ax.scatter(d["times"] + 1, d["rows"], s=40, marker="|", color=_PAIR[col], linewidths=2)
+            shown = f"{len(d['neurons'])} of {d['size']} neurons" if len(d["neurons"]) < d["size"] else \
+                f"all {d['size']} neurons"
+            ax.set_title(f"{label}, {d['layer']}: {d['total']} spikes ({shown} shown)", fontsize="small")
+            ax.set_ylim(-0.5, len(d["neurons"]) - 0.5)
+            ax.set_xlim(0.5, d["num_steps"] + 0.5)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if col == 0:
+                ax.set_ylabel("neuron")
+    for ax in axes[-1]:
+        ax.set_xlabel("time step")
+    fig.tight_layout()
+    fig.raster_data = dict(zip(labels, data, strict=True))
+    return fig
+
+
+def firing_rates(model, images, batch_size: int = 256) -> list[np.ndarray]:
+    """Per hidden layer, each neuron's firing rate on `images`: spikes / (num_steps * images), in [0, 1]."""
+    if len(images) == 0:
+        raise ValueError("firing_rates needs at least one image")
+    totals = None
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            _, counts = model.activity(images[start:start + batch_size])
+            sums = [c.sum(0).flatten().double() for c in counts]
+            totals = sums if totals is None else [a + b for a, b in zip(totals, sums, strict=True)]
+    return [(t / (model.num_steps * len(images))).cpu().numpy() for t in totals]
+
+
+def firing_rate_histogram_figure(model_a, model_b, images, labels=("baseline", "sparse"), bins: int = 30):
+    """Histograms of per-neuron firing rates (`firing_rates`) of two networks, a panel per
+    hidden layer; the legend gives each network's fraction of silent neurons (rate 0).
+    The rates are kept as `fig.firing_rates` ({label: [per-layer arrays]})."""
+    rates = {label: firing_rates(m, images) for label, m in zip(labels, (model_a, model_b), strict=True)}
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    fig, axes = plt.subplots(1, len(snn.LAYERS), figsize=(3.4 * len(snn.LAYERS), 3.2), squeeze=False)
+    for i, (ax, name) in enumerate(zip(axes[0], snn.LAYERS, strict=True)):
+        for col, (label, r) in enumerate(rates.items()):
+            silent = float(np.mean(r[i] == 0))
+            ax.hist(r[i], bins=edges, histtype="step", lw=1.5, color=_PAIR[col], label=f"{label} (silent {silent:.0%})")
+        ax.set_yscale("log")
+        ax.set(title=name, xlabel="firing rate (spikes / neuron / step)")
+        ax.legend(fontsize="x-small")
+    axes[0, 0].set_ylabel("neurons")
+    fig.tight_layout()
+    fig.firing_rates = rates
+    return fig

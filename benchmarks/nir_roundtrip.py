@@ -1,4 +1,4 @@
-"""The NIR round trip on a trained network: export, import in snnTorch, compare on test images.
+"""The NIR round trip on a trained network: export, import in snnTorch and sinabs, compare on test images.
 
     python benchmarks/nir_roundtrip.py                       # trains a small net, 1,000 test images
     python benchmarks/nir_roundtrip.py --state path/to/model.pt --test-size 1000
@@ -6,7 +6,8 @@
 Without --state it trains a small network first (lib.train's own epoch and model builder;
 schedule, sigma0, epochs and train size below), and keeps its weights in
 results/nir_roundtrip/model.pt. Prints lib.nir_export.compare's agreement as JSON and
-writes it to results/nir_roundtrip/compare.json. Needs the `nir` extra.
+writes it to results/nir_roundtrip/compare.json. Needs the `nir` extra; sinabs (pyproject.toml,
+beside that extra) adds the "sinabs" file's round trip.
 """
 
 from __future__ import annotations

@@ -91,6 +91,7 @@ def test_compare_reports_exact_agreement_and_the_reset_gap():
     result = nir_export.compare(model, images, labels)
     exact = result["agreement"]["snntorch_vs_ours_reset_to_zero"]
     assert exact["same_prediction"] == 1.0 and set(exact["spike_difference"].values()) == {0.0}
+    assert exact["identical_neuron_counts"] and not result["agreement"]["snntorch_vs_ours"]["identical_neuron_counts"]
     with torch.no_grad():
         _, ours = model(images)
     # Reset to zero drops the excess above threshold: fewer spikes than ours, never more here.
@@ -110,3 +111,42 @@ def test_bad_input_is_refused():
         nir_export.to_nir(_net(), dt=0.0)
     with pytest.raises(ValueError, match="direct"):
         nir_export.compare(_net(encoding="poisson"), torch.zeros(1, 3, 32, 32))
+
+
+def test_sinabs_convention_by_hand():
+    # beta = 0.5: sinabs's decay is exp(-1/tau), so tau = 1/ln 2 = 1.4427 steps, r = 1/(1 - 0.5) = 2;
+    # the pools are sum pools, so conv2 and fc1 carry a quarter of our weights.
+    model = _net(beta=0.5, threshold=2.0)
+    graph = nir_export.to_nir(model, convention="sinabs")
+    lif = graph.nodes["lif2"]
+    np.testing.assert_allclose(lif.tau, 1.442695, rtol=1e-6)
+    assert torch.exp(-1.0 / torch.tensor(lif.tau)).eq(0.5).all()
+    np.testing.assert_allclose(lif.r, 2.0)
+    np.testing.assert_array_equal(lif.v_threshold, 2.0)
+    assert isinstance(graph.nodes["pool1"], nir.SumPool2d) and isinstance(graph.nodes["pool2"], nir.SumPool2d)
+    np.testing.assert_array_equal(graph.nodes["conv2"].weight, model.conv2.weight.detach().numpy() / 4)
+    np.testing.assert_array_equal(graph.nodes["fc1"].weight, model.fc1.weight.detach().numpy() / 4)
+    np.testing.assert_array_equal(graph.nodes["fc2"].weight, model.fc2.weight.detach().numpy())
+    assert graph.metadata["convention"] == "sinabs"
+    with pytest.raises(ValueError, match="convention"):
+        nir_export.to_nir(model, convention="norse")
+
+
+def test_sinabs_import_reproduces_our_spikes(tmp_path):
+    """The "sinabs" file, imported by sinabs's own importer (SingleSpike), spikes as our
+    network, reset by subtraction, neuron by neuron; sinabs's default MultiSpike does not."""
+    pytest.importorskip("sinabs")
+    model = _net()
+    images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    path = nir_export.write_nir(model, tmp_path / "s.nir", convention="sinabs")
+    logits, counts = nir_export.run_sinabs(nir_export.import_sinabs(path, model.num_steps), images,
+                                           model.num_steps, chunk=3)  # two chunks: states reset between
+    with torch.no_grad():
+        ref_logits, ref_counts = model.activity(images)
+    assert all(c.sum() > 0 for c in ref_counts)
+    for c, ref in zip(counts, ref_counts, strict=True):
+        torch.testing.assert_close(c, ref, rtol=0, atol=0)
+    torch.testing.assert_close(logits, ref_logits, rtol=1e-4, atol=1e-4)
+    _, multi = nir_export.run_sinabs(nir_export.import_sinabs(path, model.num_steps, single_spike=False),
+                                     images, model.num_steps)
+    assert sum(c.sum() for c in multi) > sum(c.sum() for c in ref_counts)  # gain 3: mem reaches 2 thresholds

@@ -6,7 +6,11 @@ variable CIFAR10_DIR. Two layouts are recognised by looking at it:
     torchvision   <dir>/cifar-10-batches-py/{data_batch_1..5, test_batch}  (or <dir> itself)
                   as written by torchvision.datasets.CIFAR10(download=True)
     imagefolder   <dir>/train/<class>/*.{jpg,png}, <dir>/test/<class>/*.{jpg,png}
-                  classes sorted by name get labels 0-9 (the canonical indices)
+                  a folder's label is its name's index in CLASSES (the canonical
+                  CIFAR-10 order), never its rank among the folders a split has:
+                  both splits must hold exactly the ten class folders (a missing or
+                  unknown one is refused, naming it); hidden entries (".*", such as
+                  .ipynb_checkpoints or .DS_Store) are ignored
 
 The images are decoded once into uint8 tensors and cached (a torch file) in a writable
 cache directory, never inside the data directory. Training then works on float
@@ -48,6 +52,10 @@ class DataNotFoundError(FileNotFoundError):
     """No CIFAR-10 where we looked; the message says where and how to provide it."""
 
 
+class DataError(ValueError):
+    """A CIFAR-10 directory that is there but defective; the message names the defect."""
+
+
 # ---------------------------------------------------------------------------
 # Finding and decoding.
 
@@ -63,10 +71,15 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
 
 
 def layout(path: Path) -> str:
-    """'torchvision' or 'imagefolder' for a data directory; DataNotFoundError otherwise."""
+    """'torchvision' or 'imagefolder' for a data directory; DataNotFoundError otherwise.
+
+    An ImageFolder tree's class folders are checked here (a directory listing, no
+    decoding), so a defective tree is refused before a run starts."""
     if _batches_dir(path) is not None:
         return "torchvision"
     if (path / "train").is_dir() and (path / "test").is_dir():
+        for split in ("train", "test"):
+            _class_folders(path / split)
         return "imagefolder"
     raise DataNotFoundError(
         f"no CIFAR-10 found in {path} (looked for {path / 'cifar-10-batches-py'}, "
@@ -97,22 +110,40 @@ def _read_torchvision(path: Path):
     return read([f"data_batch_{i}" for i in range(1, 6)]) + read(["test_batch"])
 
 
+def _visible(folder: Path):
+    """The entries of `folder` whose names do not start with '.' (editors', Jupyter's, macOS's)."""
+    return (p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _class_folders(split_dir: Path) -> list[Path]:
+    """The ten class folders of one split, in CLASSES order; DataError naming any missing or unknown."""
+    found = {p.name: p for p in _visible(split_dir) if p.is_dir()}
+    missing = [c for c in CLASSES if c not in found]
+    unknown = sorted(set(found) - set(CLASSES))
+    if missing or unknown:
+        problems = ([f"missing class folder(s) {', '.join(missing)}"] if missing else []) + (
+            [f"unknown folder(s) {', '.join(unknown)}"] if unknown else []
+        )
+        raise DataError(
+            f"{split_dir}: {'; '.join(problems)}. An ImageFolder tree must hold exactly the CIFAR-10 "
+            f"class folders {', '.join(CLASSES)} in both train/ and test/ (hidden '.*' entries are ignored)."
+        )
+    return [found[c] for c in CLASSES]
+
+
 def _read_imagefolder(path: Path):
     from PIL import Image
 
     def read(split):
-        classes = sorted(p.name for p in (path / split).iterdir() if p.is_dir())
-        if not classes:
-            raise DataNotFoundError(f"{path / split} has no class folders. {HOW_TO_PROVIDE}")
         images, labels = [], []
-        for label, name in enumerate(classes):
-            files = sorted(p for p in (path / split / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for label, folder in enumerate(_class_folders(path / split)):
+            files = sorted(p for p in _visible(folder) if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:  # a class without images is a class missing from the run
+                raise DataError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             for file in files:
                 with Image.open(io.BytesIO(file.read_bytes())) as im:
                     images.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
                 labels.append(label)
-        if not images:
-            raise DataNotFoundError(f"{path / split} holds no images. {HOW_TO_PROVIDE}")
         x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
         if x.shape[1:] != (3, 32, 32):
             raise ValueError(f"{path / split}: images must be 32x32 RGB, got {tuple(x.shape[1:])}")

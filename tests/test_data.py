@@ -1,6 +1,7 @@
 """Both CIFAR-10 layouts on tiny trees made here, the split, the cache and the errors."""
 
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -43,6 +44,47 @@ def test_imagefolder_layout_decodes_and_labels_by_sorted_class(tmp_path):
     # pixel (row 0, col 0) of airplane/0001.png, channel-first
     pixels = np.asarray(Image.open(root / "train" / "airplane" / "0001.png"))
     assert d.train_images[1, :, 0, 0].tolist() == pixels[0, 0].tolist()
+
+
+def test_labels_come_from_the_class_name_not_the_folders_a_split_has(tmp_path):
+    root = make_imagefolder(tmp_path / "cifar")
+    (root / "train" / ".ipynb_checkpoints").mkdir()  # hidden folders, sorted first, are ignored
+    (root / "test" / ".DS_Store").write_bytes(b"\0")
+    (root / "train" / "cat" / "._0000.png").write_bytes(b"not an image")  # macOS resource fork
+    d = data.load_cifar10(root, tmp_path / "cache")
+    assert d.train_labels.tolist() == [c for c in range(10) for _ in range(3)]
+    assert d.test_labels.tolist() == [c for c in range(10) for _ in range(2)]
+    # truck is CLASSES[9]: its image keeps label 9 and its pixels
+    pixels = np.asarray(Image.open(root / "test" / "truck" / "0001.png"))
+    assert d.test_labels[19] == 9 and d.test_images[19, :, 0, 0].tolist() == pixels[0, 0].tolist()
+
+
+@pytest.mark.parametrize(
+    "defect, message",
+    [
+        # before: train labelled 0-8 against test 0-9, and the run completed
+        (lambda root: shutil.rmtree(root / "train" / "deer"), r"cifar/train: missing class folder\(s\) deer\."),
+        # before: 'bird' got label 3, and 'zebra' label 10 (IndexError in cross_entropy)
+        (lambda root: (root / "test" / "Untitled Folder").mkdir(), r"test: unknown folder\(s\) Untitled Folder\."),
+        (lambda root: [shutil.rmtree(root / s / "cat") for s in ("train", "test")], r"train: missing .* cat"),
+    ],
+)
+def test_defective_class_folders_are_refused_naming_them(tmp_path, defect, message):
+    root = make_imagefolder(tmp_path / "cifar")
+    defect(root)
+    with pytest.raises(data.DataError, match=message):
+        data.resolve_data_dir(root)  # before any decoding: run() calls this before its first record
+    with pytest.raises(data.DataError, match=message):
+        data.load_cifar10(root, tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_class_folder_without_images_is_refused(tmp_path):
+    root = make_imagefolder(tmp_path / "cifar")
+    for file in (root / "train" / "frog").iterdir():
+        file.unlink()
+    with pytest.raises(data.DataError, match=r"train/frog holds no images"):
+        data.load_cifar10(root, tmp_path / "cache")
 
 
 def test_torchvision_layout_reads_channel_major_rows(tmp_path):

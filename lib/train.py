@@ -5,10 +5,18 @@
 or, for the baselines of `lib.schedules.REGULARISERS`, w * penalty(per-neuron counts) of
 `lib.penalties`. After every epoch the validation and test splits are evaluated (accuracy,
 and per sample spikes, SynOps and energy of `lib.energy`, per layer too) and
-`record.json` is rewritten atomically in the output directory, so a crash loses at most
-the epoch in progress. Its `status` is "running", then "complete", or "failed" with the
-reason (bad input never gets that far: it is rejected by `Params.check` before any data
-is loaded).
+`record.json` (the shape of `lib.record`) is rewritten atomically in the output directory,
+so a crash loses at most the epoch in progress. Its `status` is "running", then
+"complete", or "failed" with the reason (bad input never gets that far: it is rejected by
+`Params.check` before any data is loaded). An output directory that already holds a
+complete record is refused before any work: a finished run is never overwritten.
+
+Before each epoch's row is written, the network's weights after that epoch are saved
+(`state_dict`, atomically) to `checkpoints/epoch-NNN.pt` beside the record, and the row
+names that file (`checkpoint`, relative to the record's folder); `load_checkpoint`
+rebuilds the network of any recorded epoch. The record's `machine` is the hardware
+fingerprint of `machine()`: the floating-point kernels differ between machines, and
+training amplifies the difference (issue 16), so every number says where it was made.
 
     from lib.train import run
     record = run(schedule="linear", sigma0=3e-6, epochs=10, output_dir="results/x")
@@ -19,10 +27,10 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import datetime
-import json
 import math
 import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__, data, energy, penalties, schedules
+from . import record as records
 from .snn import ENCODINGS, LAYERS, SPIKE_NORMALISATIONS, SURROGATES, SpikingLeNet, spike_count
 
 
@@ -160,13 +169,92 @@ def keep_freed_memory(threshold: int = 1 << 30) -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, threshold)) and bool(mallopt(M_TRIM_THRESHOLD, threshold))
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON to a temporary file beside `path`, then rename: never half a file."""
-    path = Path(path)
+def cpu_model() -> str:
+    """The processor's model name: /proc/cpuinfo on Linux, else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: torch.device) -> records.Machine:
+    """The hardware fingerprint of a run on `device` (call it after setting the thread count)."""
+    cpu = cpu_model()
+    cuda = device.type == "cuda"
+    return {
+        "cpu": cpu,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if cuda else None,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "device_name": torch.cuda.get_device_name(device) if cuda else cpu,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+CHECKPOINTS = "checkpoints"
+
+
+def checkpoint_name(epoch: int) -> str:
+    """Where the weights after `epoch` are saved, relative to the record's folder."""
+    return f"{CHECKPOINTS}/epoch-{epoch:03d}.pt"
+
+
+def save_checkpoint(model, path: Path) -> None:
+    """The model's state_dict to a temporary file beside `path`, then renamed: never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, allow_nan=False) + "\n")
+    torch.save(model.state_dict(), tmp)
     os.replace(tmp, path)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is not recorded, missing or unreadable; the message names the file."""
+
+
+def load_checkpoint(record_dir, epoch: int) -> SpikingLeNet:
+    """The network of the run in `record_dir` after `epoch`, on the CPU, in eval mode.
+
+    Rebuilt from the record's params, then given the weights its epoch row names; any run
+    status works (the epochs a failed or running run finished are saved too)."""
+    record_dir = Path(record_dir)
+    rec = records.load(record_dir / "record.json")
+    rows = [row for row in rec["epochs"] if row.get("epoch") == epoch]
+    if not rows:
+        done = [row.get("epoch") for row in rec["epochs"]]
+        raise CheckpointError(f"{record_dir / 'record.json'}: no epoch {epoch!r} (recorded: {done})")
+    if "checkpoint" not in rows[0]:
+        raise CheckpointError(f"{record_dir / 'record.json'}: epoch {epoch} names no checkpoint (a version 1 record)")
+    path = record_dir / rows[0]["checkpoint"]
+    model = build_model(Params.from_dict(rec["params"]))
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint missing (named by epoch {epoch} of the record)") from None
+    except Exception as err:  # torch.load's errors for a damaged file vary (EOFError, RuntimeError, pickle...)
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({type(err).__name__}: {err})") from None
+    return model.eval()
+
+
+def refuse_complete(out: Path) -> None:
+    """FileExistsError if `out` holds a complete record: a finished run is never replaced."""
+    path = out / "record.json"
+    if not path.exists():
+        return
+    try:
+        status = records.load(path)["status"]
+    except records.RecordError:  # unreadable: nothing finished to protect
+        return
+    if status == "complete":
+        raise FileExistsError(
+            f"{path} is a complete run; it is never overwritten. Choose another output_dir, "
+            "or move that folder away to train it again."
+        )
 
 
 @torch.no_grad()
@@ -269,12 +357,14 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
     if params.schedule == "baseline":  # sigma0 has no effect there; record it as the paper does (0)
         params = dataclasses.replace(params, sigma0=0.0)
     device = resolve_device(params.device)
+    out = Path(params.output_dir)
+    refuse_complete(out)
     data_dir = data.resolve_data_dir(params.data_dir or None)  # no CIFAR-10: an error before any record
     keep_freed_memory()
     if params.threads:
         torch.set_num_threads(params.threads)
-    out = Path(params.output_dir)
-    record = {
+    record: records.Record = {
+        "version": records.VERSION,
         "params": dataclasses.asdict(params),
         "status": "running",
         "reason": None,
@@ -285,9 +375,11 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
         "seed": params.seed,
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": None,
+        "machine": machine(device),
     }
     start = time.perf_counter()
-    write_json_atomic(out / "record.json", record)
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # an earlier, unfinished attempt's weights
+    records.write(out / "record.json", record)
 
     try:  # from here on, whatever goes wrong is written to the record: it never stays "running"
         cifar = data.load_cifar10(data_dir, params.cache_dir or None)
@@ -313,9 +405,11 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
                 result = evaluate(model, getattr(splits, name), params.eval_batch_size)
                 row.update({f"{name}_{k}": v for k, v in result.items()})
             row.update(train_seconds=train_seconds, seconds=time.perf_counter() - t0)
+            save_checkpoint(model, out / checkpoint_name(epoch))  # before the row that names it
+            row["checkpoint"] = checkpoint_name(epoch)
             record["epochs"].append(row)
             record["wall_seconds"] = time.perf_counter() - start
-            write_json_atomic(out / "record.json", record)
+            records.write(out / "record.json", record)
             if params.progress:
                 print(
                     f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  w {row['sparsity_weight']:.3g}  "
@@ -329,9 +423,9 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
     except BaseException as err:  # recorded, then raised: a crash never leaves "running"
         record.update(status="failed", reason=f"{type(err).__name__}: {err}")
         record["wall_seconds"] = time.perf_counter() - start
-        write_json_atomic(out / "record.json", record)
+        records.write(out / "record.json", record)
         raise
     record["wall_seconds"] = time.perf_counter() - start
-    write_json_atomic(out / "record.json", record)
+    records.write(out / "record.json", record)
     return record
 

@@ -7,9 +7,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib import data
+from lib import data, record
 from lib.schedules import REGULARISERS
-from lib.train import OPTIMISERS, Params, build_model, run
+from lib.train import (
+    OPTIMISERS,
+    CheckpointError,
+    Params,
+    build_model,
+    evaluate,
+    load_checkpoint,
+    run,
+    save_checkpoint,
+)
 
 SMALL = dict(epochs=2, train_size=512, val_size=256, test_size=256, num_steps=4, progress=False)
 
@@ -164,3 +173,89 @@ def test_sgd_optimiser_is_sgd_with_momentum():
     optimiser = OPTIMISERS["sgd"](model.parameters(), 0.05)
     assert isinstance(optimiser, torch.optim.SGD)
     assert optimiser.defaults["momentum"] == 0.9 and optimiser.defaults["lr"] == 0.05
+
+
+TINY = {**SMALL, "train_size": 128, "val_size": 64, "test_size": 64, "num_steps": 2, "threads": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(cifar10_dir, cache_dir, tmp_path_factory):
+    """One real two-epoch run, shared by the tests of its checkpoints, fingerprint and protection."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    return out, run(schedule="linear", sigma0=1e-6, data_dir=cifar10_dir, cache_dir=cache_dir,
+                    output_dir=str(out), **TINY)
+
+
+def test_every_epoch_saves_a_checkpoint_that_reproduces_the_recorded_numbers(tiny_run, cifar10_dir, cache_dir):
+    out, rec = tiny_run
+    assert [r["checkpoint"] for r in rec["epochs"]] == ["checkpoints/epoch-001.pt", "checkpoints/epoch-002.pt"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch-001.pt", "epoch-002.pt"]
+    params = Params.from_dict(rec["params"])
+    splits = data.prepare(data.load_cifar10(cifar10_dir, cache_dir), params.seed, params.val_fraction,
+                          params.train_size, params.val_size, params.test_size)
+    for row in rec["epochs"]:
+        result = evaluate(load_checkpoint(out, row["epoch"]), splits.test, params.eval_batch_size)
+        assert result["accuracy"] == row["test_accuracy"]
+        assert result["spikes_per_layer"] == row["test_spikes_per_layer"]
+    first, last = (torch.load(out / r["checkpoint"]) for r in rec["epochs"])
+    assert not torch.equal(first["conv1.weight"], last["conv1.weight"])  # two epochs, two sets of weights
+
+
+def make_record_dir(tmp_path, **params):
+    """A record naming one checkpoint of a freshly initialised network; returns (folder, model)."""
+    torch.manual_seed(1)
+    model = build_model(Params(**params))
+    save_checkpoint(model, tmp_path / "checkpoints" / "epoch-001.pt")
+    row = {"epoch": 1, "checkpoint": "checkpoints/epoch-001.pt"}
+    record.write(tmp_path / "record.json", {"status": "running", "params": vars(Params(**params)), "epochs": [row]})
+    return tmp_path, model
+
+
+def test_load_checkpoint_gives_the_same_logits(tmp_path):
+    folder, model = make_record_dir(tmp_path, num_steps=3, init_gain=2.0, beta=0.8)
+    loaded = load_checkpoint(folder, 1)
+    assert loaded.num_steps == 3
+    images = torch.randn(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    model.eval()
+    assert torch.equal(loaded(images)[0], model(images)[0])
+    assert not list(folder.glob("checkpoints/.*"))  # no temporary file left behind
+
+
+def test_missing_or_corrupt_checkpoint_is_named(tmp_path):
+    folder, _ = make_record_dir(tmp_path)
+    path = folder / "checkpoints" / "epoch-001.pt"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=f"{path}: cannot read the checkpoint"):
+        load_checkpoint(folder, 1)
+    path.unlink()
+    with pytest.raises(CheckpointError, match=f"{path}: checkpoint missing"):
+        load_checkpoint(folder, 1)
+    with pytest.raises(CheckpointError, match="no epoch 2 \\(recorded: \\[1\\]\\)"):
+        load_checkpoint(folder, 2)
+
+
+def test_record_carries_version_and_machine_fingerprint(tiny_run):
+    out, rec = tiny_run
+    assert record.load(out / "record.json", complete=True) == json.loads(json.dumps(rec))
+    assert rec["version"] == record.VERSION == 2
+    m = rec["machine"]
+    assert set(m) == set(record.Machine.__annotations__)
+    assert m["threads"] == 1  # the run's threads=1
+    assert m["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert m["cpu"] and m["cpu"] in Path("/proc/cpuinfo").read_text()
+    assert m["cuda"] is None and m["cudnn"] is None and m["device_name"] == m["cpu"]  # a CPU run
+
+
+def test_a_complete_record_is_never_overwritten(tiny_run, tmp_path):
+    out, _ = tiny_run
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    # a setting that would fail late (no data); the refusal must come first and change nothing
+    with pytest.raises(FileExistsError, match="record.json is a complete run; it is never overwritten"):
+        run(output_dir=str(out), data_dir=str(tmp_path / "nowhere"), **TINY)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_failed_record_may_be_replaced(tmp_path):
+    record.write(tmp_path / "record.json", {"status": "failed", "reason": "x", "params": {}, "epochs": []})
+    with pytest.raises(data.DataNotFoundError):  # got past the check: only complete records are protected
+        run(output_dir=str(tmp_path), data_dir=str(tmp_path / "nowhere"), **TINY)

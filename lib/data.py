@@ -14,7 +14,11 @@ variable CIFAR10_DIR. Two layouts are recognised by looking at it:
 
 The images are decoded once into uint8 tensors and cached (a torch file) in a writable
 cache directory, never inside the data directory. Training then works on float
-tensors in memory: no per-image Python in the loop.
+tensors in memory: no per-image Python in the loop. The cache file's name is a key
+over everything the decoded tensors depend on: the data files (names, sizes, times),
+the class list, the cache format and the decoder (Pillow's, numpy's and torch's
+versions). A cache file that cannot be read, or whose contents are not what its key
+promises, is rebuilt with a warning; it is written atomically (temporary file, rename).
 
 Split (paper sec. 2.4): 20 % of the 50,000 training images are held out for validation,
 chosen by a permutation seeded with the run's seed; training uses the other 80 %;
@@ -24,10 +28,12 @@ and standard deviation of the training images actually used.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,9 +163,19 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "explicit-sparsity"
 
 
+CACHE_FORMAT = 2  # 2: labels from CLASSES (issue 12.1); bump whenever decoding or labelling changes
+
+
+def _decoder() -> str:
+    """The versions of what turns files into tensors: a new decoder may give other pixels."""
+    import PIL
+
+    return f"format {CACHE_FORMAT}|Pillow {PIL.__version__}|numpy {np.__version__}|torch {torch.__version__}"
+
+
 def _fingerprint(path: Path, kind: str) -> str:
-    """Changes when the data directory's files change (names, sizes, times)."""
-    h = hashlib.sha256(f"{path}|{kind}".encode())
+    """Changes when the data directory's files (names, sizes, times), the class list or the decoder change."""
+    h = hashlib.sha256(f"{path}|{kind}|{','.join(CLASSES)}|{_decoder()}".encode())
     roots = [_batches_dir(path)] if kind == "torchvision" else [path / "train", path / "test"]
     for root in roots:
         for entry in sorted(root.rglob("*")):
@@ -188,13 +204,34 @@ def load_cifar10(data_dir=None, cache_dir=None) -> CIFAR10:
         raise ValueError(f"the cache directory {cache} must not be inside the data directory {path}")
     file = cache / f"cifar10-{kind}-{_fingerprint(path, kind)}.pt"
     if file.is_file():
-        return CIFAR10(**torch.load(file))
+        try:
+            return _read_cache(file)
+        except Exception as err:  # torch.load's errors for a damaged file vary (EOFError, RuntimeError...)
+            warnings.warn(f"{file}: unusable decode cache ({type(err).__name__}: {err}); decoding again", stacklevel=2)
     reader = _read_torchvision if kind == "torchvision" else _read_imagefolder
     data = CIFAR10(*reader(path))
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(f".tmp{os.getpid()}")
+    tmp = file.with_name(f".{file.name}.tmp{os.getpid()}")
     torch.save(vars(data), tmp)
     os.replace(tmp, file)  # atomic: a parallel run never reads half a file
+    return data
+
+
+def _read_cache(file: Path) -> CIFAR10:
+    """The cached tensors, checked to be what load_cifar10 writes; ValueError otherwise."""
+    saved = torch.load(file, weights_only=True)
+    fields = [f.name for f in dataclasses.fields(CIFAR10)]
+    if not isinstance(saved, dict) or sorted(saved) != sorted(fields):
+        raise ValueError(f"holds {type(saved).__name__} {sorted(saved) if isinstance(saved, dict) else ''}")
+    data = CIFAR10(**saved)
+    for split in ("train", "test"):
+        images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
+        if images.dtype != torch.uint8 or images.shape[1:] != (3, 32, 32) or images.shape[0] < 1:
+            raise ValueError(f"{split} images are {images.dtype} {tuple(images.shape)}, not uint8 (N, 3, 32, 32)")
+        if labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
+            raise ValueError(f"{split} labels are {labels.dtype} {tuple(labels.shape)} for {images.shape[0]} images")
+        if labels.min() < 0 or labels.max() >= len(CLASSES):
+            raise ValueError(f"{split} labels outside 0..{len(CLASSES) - 1}")
     return data
 
 

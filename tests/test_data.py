@@ -108,6 +108,41 @@ def test_cache_is_written_once_and_reused(tmp_path):
     assert len(data.load_cifar10(root, tmp_path / "cache").train_labels) == 29
 
 
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b""], ids=["truncated", "empty"])
+def test_damaged_cache_is_rebuilt_with_a_warning(tmp_path, damage):
+    root = make_imagefolder(tmp_path / "cifar")
+    fresh = data.load_cifar10(root, tmp_path / "cache")
+    (file,) = (tmp_path / "cache").glob("*.pt")
+    file.write_bytes(damage(file.read_bytes()))  # before: a bare EOFError in every later run
+    with pytest.warns(UserWarning, match=f"{file.name}: unusable decode cache"):
+        again = data.load_cifar10(root, tmp_path / "cache")
+    assert vars(again).keys() == vars(fresh).keys()
+    assert all(torch.equal(vars(again)[k], vars(fresh)[k]) for k in vars(fresh))
+    assert [f.name for f in (tmp_path / "cache").iterdir()] == [file.name]  # rewritten in place, no tmp left
+    assert torch.equal(data.load_cifar10(root, tmp_path / "cache").test_labels, fresh.test_labels)
+
+
+def test_cache_with_wrong_contents_is_rebuilt(tmp_path):
+    root = make_imagefolder(tmp_path / "cifar")
+    fresh = data.load_cifar10(root, tmp_path / "cache")
+    (file,) = (tmp_path / "cache").glob("*.pt")
+    torch.save({**vars(fresh), "train_labels": fresh.train_labels + 10}, file)
+    with pytest.warns(UserWarning, match="train labels outside 0..9"):
+        assert torch.equal(data.load_cifar10(root, tmp_path / "cache").train_labels, fresh.train_labels)
+
+
+def test_cache_key_covers_the_class_list_and_the_decoder(tmp_path, monkeypatch):
+    root = make_imagefolder(tmp_path / "cifar")
+    first = data.load_cifar10(root, tmp_path / "cache")
+    monkeypatch.setattr(data, "CLASSES", data.CLASSES[::-1])  # another mapping: other labels, not the cached
+    second = data.load_cifar10(root, tmp_path / "cache")
+    assert torch.equal(second.train_images[27:], first.train_images[:3])  # the airplanes, now label 9
+    assert second.train_labels[27:].tolist() == [9, 9, 9]
+    monkeypatch.setattr(data, "CACHE_FORMAT", data.CACHE_FORMAT + 1)
+    data.load_cifar10(root, tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 3
+
+
 def test_env_variable_is_used(tmp_path, monkeypatch):
     root = make_torchvision(tmp_path / "tv")
     monkeypatch.setenv("CIFAR10_DIR", str(root))

@@ -121,6 +121,11 @@ def _visible(folder: Path):
     return (p for p in folder.iterdir() if not p.name.startswith("."))
 
 
+def _image_files(folder: Path) -> list[Path]:
+    """A class folder's images, sorted by name."""
+    return sorted(p for p in _visible(folder) if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def _class_folders(split_dir: Path) -> list[Path]:
     """The ten class folders of one split, in CLASSES order; DataError naming any missing or unknown."""
     found = {p.name: p for p in _visible(split_dir) if p.is_dir()}
@@ -143,7 +148,7 @@ def _read_imagefolder(path: Path):
     def read(split):
         images, labels = [], []
         for label, folder in enumerate(_class_folders(path / split)):
-            files = sorted(p for p in _visible(folder) if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = _image_files(folder)
             if not files:  # a class without images is a class missing from the run
                 raise DataError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             for file in files:
@@ -272,8 +277,33 @@ def _take(count, available, name):
     if count is None or count == 0:
         return available
     if count < 0 or count > available:
-        raise ValueError(f"{name} must be in 1..{available}, got {count}")
+        raise ValueError(f"{name} must be in 1..{available} (the images of that split; 0 for all), got {count}")
     return count
+
+
+def count_images(path: Path) -> tuple[int, int]:
+    """(training, test) image counts of a data directory, without decoding an image."""
+    if layout(path) == "torchvision":
+        def count(names):
+            total = 0
+            for name in names:
+                with open(_batches_dir(path) / name, "rb") as f:
+                    total += len(pickle.load(f, encoding="latin1")["labels"])
+            return total
+
+        return count([f"data_batch_{i}" for i in range(1, 6)]), count(["test_batch"])
+    train, test = (sum(len(_image_files(f)) for f in _class_folders(path / split)) for split in ("train", "test"))
+    return train, test
+
+
+def check_sizes(path: Path, val_fraction: float, train_size=None, val_size=None, test_size=None) -> None:
+    """ValueError, naming the available count, for a subset larger than its split of `path`:
+    what `prepare` would find only after decoding, found from the directory alone."""
+    num_train, num_test = count_images(path)
+    num_val = round(num_train * val_fraction)
+    _take(train_size, num_train - num_val, "train_size")
+    _take(val_size, num_val, "val_size")
+    _take(test_size, num_test, "test_size")
 
 
 def prepare(

@@ -80,7 +80,24 @@ class Params:
     progress: bool = True  # a tqdm bar per epoch
 
     def check(self) -> Params:
-        """Raise ValueError naming the first bad setting; return self when all are good."""
+        """Raise ValueError naming the first bad setting; return self when all are good.
+
+        Every field is first checked against its annotated type, strictly: a bool is only
+        True or False (the string "False", as papermill -r or a quoted YAML value gives,
+        is refused, never read as true), an int is not a float or a bool (seed=1.5 is
+        refused), a float is a finite int or float, a str a str. Then the ranges."""
+        for field in dataclasses.fields(self):
+            value, kind = getattr(self, field.name), field.type
+            if kind == "bool" and not isinstance(value, bool):
+                raise ValueError(f"{field.name} must be True or False, got {value!r} ({type(value).__name__})")
+            if kind == "str" and not isinstance(value, str):
+                raise ValueError(f"{field.name} must be a string, got {value!r} ({type(value).__name__})")
+            if kind == "float" and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            ):
+                raise ValueError(f"{field.name} must be a finite number, got {value!r}")
+            if kind == "int" and (isinstance(value, bool) or not isinstance(value, int) or value < INT_MIN[field.name]):
+                raise ValueError(f"{field.name} must be an integer >= {INT_MIN[field.name]}, got {value!r}")
         schedules.check(self.schedule, self.granularity)
         choices = {
             "encoding": ENCODINGS,
@@ -91,21 +108,10 @@ class Params:
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
-        positive = ("epochs", "num_steps", "batch_size", "eval_batch_size")
-        for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        for name in ("train_size", "val_size", "test_size", "threads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0 (0 = all / default), got {value!r}")
         finite = {"sigma0": 0.0, "spike_bound": 0.0,
                   "lr": None, "init_gain": None, "threshold": None, "surrogate_scale": None, "surrogate_gamma": None}
         for name, minimum in finite.items():
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
             if minimum is not None and value < minimum:
                 raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
             if minimum is None and value <= 0:
@@ -134,6 +140,11 @@ class Params:
     def from_namespace(cls, namespace: dict) -> Params:
         """Params from the variables of that name in `namespace` (a notebook's `globals()`)."""
         return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
+
+
+# the smallest value of each int field (0 means "all" for the sizes, "torch's default" for threads)
+INT_MIN = {"epochs": 1, "num_steps": 1, "batch_size": 1, "eval_batch_size": 1,
+           "seed": 0, "train_size": 0, "val_size": 0, "test_size": 0, "threads": 0}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -360,6 +371,7 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
     out = Path(params.output_dir)
     refuse_complete(out)
     data_dir = data.resolve_data_dir(params.data_dir or None)  # no CIFAR-10: an error before any record
+    data.check_sizes(data_dir, params.val_fraction, params.train_size, params.val_size, params.test_size)
     keep_freed_memory()
     if params.threads:
         torch.set_num_threads(params.threads)

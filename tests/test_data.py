@@ -143,6 +143,14 @@ def test_cache_key_covers_the_class_list_and_the_decoder(tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 3
 
 
+def test_images_are_counted_without_decoding(tmp_path):
+    assert data.count_images(make_imagefolder(tmp_path / "if", (3, 2))) == (30, 20)
+    assert data.count_images(make_torchvision(tmp_path / "tv", 4)) == (20, 4)
+    with pytest.raises(ValueError, match=r"train_size must be in 1\.\.16 .*got 17"):  # 20 - round(20 * 0.2)
+        data.check_sizes(tmp_path / "tv", 0.2, train_size=17)
+    data.check_sizes(tmp_path / "tv", 0.2, train_size=16, val_size=4, test_size=4)
+
+
 def test_env_variable_is_used(tmp_path, monkeypatch):
     root = make_torchvision(tmp_path / "tv")
     monkeypatch.setenv("CIFAR10_DIR", str(root))
@@ -190,6 +198,8 @@ def test_batches_cover_every_image_once(tmp_path):
 
 
 def test_real_cifar10_counts_and_labels(cifar10_dir, cache_dir):
+    assert data.count_images(data.resolve_data_dir(cifar10_dir)) == (50_000, 10_000)
+    data.check_sizes(data.resolve_data_dir(cifar10_dir), 0.2, 40_000, 10_000, 10_000)  # all of each split fits
     d = data.load_cifar10(cifar10_dir, cache_dir)
     assert d.train_images.shape == (50_000, 3, 32, 32) and d.test_images.shape == (10_000, 3, 32, 32)
     assert torch.bincount(d.train_labels).tolist() == [5000] * 10

@@ -111,6 +111,18 @@ def test_crash_while_loading_data_is_recorded_as_failed(cifar10_dir, tmp_path):
         ({"layer_weights": "1,x,1,1"}, "layer_weights must be 4 comma-separated numbers"),
         ({"layer_weights": "1,1,1,-2"}, "layer_weights must be 4 finite numbers >= 0"),
         ({"schedule": "layer_weighted", "sigma0": 1e-6, "layer_weights": "0,0,0,0"}, "needs a layer weight > 0"),
+        # strings from papermill -r or quoted YAML: "False" used to behave as True, and was recorded as "False"
+        ({"detach_reset": "False"}, "detach_reset must be True or False, got 'False' \\(str\\)"),
+        ({"detach_reset": "false"}, "detach_reset must be True or False"),
+        ({"progress": 0}, "progress must be True or False, got 0 \\(int\\)"),
+        ({"seed": 1.5}, "seed must be an integer >= 0, got 1.5"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"epochs": True}, "epochs must be an integer >= 1, got True"),
+        ({"beta": "0.9"}, "beta must be a finite number, got '0.9'"),
+        ({"val_fraction": float("nan")}, "val_fraction must be a finite number"),
+        ({"lr": "1e-3"}, "lr must be a finite number"),
+        ({"data_dir": 5}, "data_dir must be a string, got 5 \\(int\\)"),
+        ({"layer_weights": [1, 1, 1, 1]}, "layer_weights must be a string"),
     ],
 )
 def test_bad_input_is_rejected_before_any_work(bad, message, tmp_path, monkeypatch):
@@ -259,3 +271,15 @@ def test_a_failed_record_may_be_replaced(tmp_path):
     record.write(tmp_path / "record.json", {"status": "failed", "reason": "x", "params": {}, "epochs": []})
     with pytest.raises(data.DataNotFoundError):  # got past the check: only complete records are protected
         run(output_dir=str(tmp_path), data_dir=str(tmp_path / "nowhere"), **TINY)
+
+
+@pytest.mark.parametrize("size, message", [
+    ({"train_size": 10**6}, r"train_size must be in 1\.\.40000 .*, got 1000000"),
+    ({"val_size": 10_001}, r"val_size must be in 1\.\.10000 "),
+    ({"test_size": 10_001}, r"test_size must be in 1\.\.10000 "),
+])
+def test_subset_larger_than_its_split_is_refused_before_any_record(size, message, cifar10_dir, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=message):
+        run(output_dir=str(out), data_dir=cifar10_dir, **size)
+    assert not out.exists()

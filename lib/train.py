@@ -11,6 +11,12 @@ so a crash loses at most the epoch in progress. Its `status` is "running", then
 `Params.check` before any data is loaded). An output directory that already holds a
 complete record is refused before any work: a finished run is never overwritten.
 
+A run that diverged is "failed" with the reason "diverged: ...". Diverged means: a
+batch's loss is NaN or infinite, or an epoch's mean training cross-entropy is above
+10 ln 10 = 23.0 (EXPLODED_CE), ten times that of a network guessing uniformly (ln 10),
+from epoch 1 on: these networks start near ln 10 and go down, while an exploded one
+(lr 1e6) trains on at chance accuracy with a loss in the millions.
+
 Before each epoch's row is written, the network's weights after that epoch are saved
 (`state_dict`, atomically) to `checkpoints/epoch-NNN.pt` beside the record, and the row
 names that file (`checkpoint`, relative to the record's folder); `load_checkpoint`
@@ -291,8 +297,11 @@ def evaluate(model, split: data.Split, batch_size: int) -> dict:
     }
 
 
+EXPLODED_CE = 10 * math.log(10)  # the divergence rule of the module docstring
+
+
 class Diverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The training loss became NaN or infinite, or exploded (EXPLODED_CE)."""
 
 
 def sparsity_penalty(model, params: Params):
@@ -321,12 +330,17 @@ def train_epoch(model, optimiser, split, params: Params, epoch: int, generator) 
         ce = F.cross_entropy(logits, labels)
         loss = ce + w * penalty(spikes) if w else ce
         if not torch.isfinite(loss):
-            raise Diverged(f"loss is {loss.item()} at epoch {epoch}, batch {b}")
+            raise Diverged(f"diverged: loss is {loss.item()} at epoch {epoch}, batch {b}")
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         sums += torch.tensor([loss.item(), ce.item(), w], dtype=torch.float64)
     mean = (sums / n_batches).tolist()
+    if mean[1] > EXPLODED_CE:
+        raise Diverged(
+            f"diverged: mean training cross-entropy {mean[1]:.4g} at epoch {epoch} is above "
+            f"10 ln 10 = {EXPLODED_CE:.1f}, ten times chance level"
+        )
     return {"train_loss": mean[0], "train_ce": mean[1], "sparsity_weight": mean[2]}
 
 

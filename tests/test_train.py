@@ -62,8 +62,19 @@ def test_same_seed_same_numbers(cifar10_dir, cache_dir, tmp_path):
 def test_diverging_run_is_recorded_as_failed(cifar10_dir, cache_dir, tmp_path):
     record = run(schedule="constant", sigma0=1e300, lr=1e300, data_dir=cifar10_dir, cache_dir=cache_dir,
                  output_dir=str(tmp_path / "nan"), **{**SMALL, "epochs": 1, "train_size": 128})
-    assert record["status"] == "failed" and "loss is" in record["reason"]
+    assert record["status"] == "failed" and record["reason"].startswith("diverged: loss is")
     assert json.loads((tmp_path / "nan" / "record.json").read_text())["status"] == "failed"
+
+
+def test_exploded_loss_is_recorded_as_diverged(cifar10_dir, cache_dir, tmp_path):
+    # lr 1e6: finite losses in the millions at chance accuracy, recorded complete before
+    record = run(schedule="baseline", lr=1e6, data_dir=cifar10_dir, cache_dir=cache_dir,
+                 output_dir=str(tmp_path / "big"), **{**TINY, "epochs": 1})
+    assert record["status"] == "failed", record["epochs"]
+    assert record["reason"].startswith("diverged: mean training cross-entropy")
+    assert "above 10 ln 10 = 23.0" in record["reason"]
+    ce = float(record["reason"].split()[4])
+    assert math.isfinite(ce) and ce > 10 * math.log(10)
 
 
 def test_missing_data_is_refused_before_any_record(tmp_path):

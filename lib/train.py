@@ -54,7 +54,7 @@ class Params:
     """Every setting of one run; the defaults are a sensible full run (DESIGN.md sec. 3)."""
 
     schedule: str = "baseline"  # sparsity weighting: lib.schedules.NAMES (the paper's, then REGULARISERS)
-    sigma0: float = 1e-6  # scale of the spike-count loss (eqs. 4-8); the baseline ignores it
+    sigma0: float | None = None  # scale of the spike-count loss (eqs. 4-8); None: DEFAULT_SIGMA0[schedule]
     epochs: int = 20  # N, the number of epochs the run is planned for
     granularity: str = "batch"  # how alternating schedules alternate: batch | epoch
     spike_normalisation: str = "sample_total"  # spikeCount unit: sample_total | per_neuron_step
@@ -70,7 +70,7 @@ class Params:
     detach_reset: bool = True  # no gradient through the reset (as SpyTorch)
     lr: float = 1e-3  # learning rate of the optimiser
     optimiser: str = "adam"  # adam | sgd (SGD with momentum 0.9: steps scale with the gradient, unlike Adam)
-    init_gain: float = 1.0  # multiplies the initial weights of conv2, fc1, fc2; > 1 makes lif2-lif4 fire at the start
+    init_gain: float = 3.0  # multiplies the initial weights of conv2, fc1, fc2; > 1 makes lif2-lif4 fire at the start
     batch_size: int = 64  # training batch size
     eval_batch_size: int = 1000  # evaluation batch size (memory only; no effect on numbers)
     seed: int = 0  # seeds the split, the initial weights, the batch order
@@ -98,7 +98,9 @@ class Params:
                 raise ValueError(f"{field.name} must be True or False, got {value!r} ({type(value).__name__})")
             if kind == "str" and not isinstance(value, str):
                 raise ValueError(f"{field.name} must be a string, got {value!r} ({type(value).__name__})")
-            if kind == "float" and (
+            if kind == "float | None" and value is None:
+                continue
+            if kind in ("float", "float | None") and (
                 isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
             ):
                 raise ValueError(f"{field.name} must be a finite number, got {value!r}")
@@ -114,10 +116,14 @@ class Params:
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
+        if self.sigma0 is None and self.schedule not in DEFAULT_SIGMA0:
+            raise ValueError(f"schedule {self.schedule!r} has no default sigma0; give one")
         finite = {"sigma0": 0.0, "spike_bound": 0.0,
                   "lr": None, "init_gain": None, "threshold": None, "surrogate_scale": None, "surrogate_gamma": None}
         for name, minimum in finite.items():
             value = getattr(self, name)
+            if value is None:  # sigma0 left to its default
+                continue
             if minimum is not None and value < minimum:
                 raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
             if minimum is None and value <= 0:
@@ -147,6 +153,12 @@ class Params:
         """Params from the variables of that name in `namespace` (a notebook's `globals()`)."""
         return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
 
+
+# sigma0 when none is given: the paper profile's Table 1 selection per schedule (the largest sigma0
+# at no validation loss, figures/paper/table1.csv; one seed, init_gain 3, 20 epochs, all images).
+# The regularisers have no such selection: they need sigma0 given.
+DEFAULT_SIGMA0 = {"baseline": 0.0, "constant": 3e-05, "linear": 2e-4, "quadratic": 2e-5,
+                  "alternating": 4e-4, "alternating_linear": 2e-4}
 
 # the smallest value of each int field (0 means "all" for the sizes, "torch's default" for threads)
 INT_MIN = {"epochs": 1, "num_steps": 1, "batch_size": 1, "eval_batch_size": 1,
@@ -379,6 +391,8 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
     """Train one experiment and return its record (also written to output_dir/record.json)."""
     values = dataclasses.asdict(params) if isinstance(params, Params) else dict(params or {})
     params = Params.from_dict({**values, **overrides}).check()
+    if params.sigma0 is None:
+        params = dataclasses.replace(params, sigma0=DEFAULT_SIGMA0[params.schedule])
     if params.schedule == "baseline":  # sigma0 has no effect there; record it as the paper does (0)
         params = dataclasses.replace(params, sigma0=0.0)
     device = resolve_device(params.device)

@@ -1,5 +1,6 @@
 """One experiment end to end on real images, its record, and every bad input."""
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -10,6 +11,7 @@ import torch
 from lib import data, record
 from lib.schedules import REGULARISERS
 from lib.train import (
+    DEFAULT_SIGMA0,
     OPTIMISERS,
     CheckpointError,
     Params,
@@ -181,7 +183,7 @@ def test_baseline_ignores_sigma0_and_records_zero(cifar10_dir, cache_dir, tmp_pa
 
 def test_init_gain_scales_the_weights_into_lif2_to_lif4_only():
     torch.manual_seed(0)
-    plain = build_model(Params())
+    plain = build_model(Params(init_gain=1.0))
     torch.manual_seed(0)
     scaled = build_model(Params(init_gain=3.0))
     for name in ("conv2", "fc1", "fc2"):
@@ -294,3 +296,30 @@ def test_subset_larger_than_its_split_is_refused_before_any_record(size, message
     with pytest.raises(ValueError, match=message):
         run(output_dir=str(out), data_dir=cifar10_dir, **size)
     assert not out.exists()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_default_sigma0_is_the_paper_profiles_table1_selection():
+    with open(REPO / "figures" / "paper" / "table1.csv") as f:
+        table = {row["schedule"]: float(row["sigma0"].strip("[]")) for row in csv.DictReader(f)}
+    assert DEFAULT_SIGMA0 == table
+    assert Params().init_gain == 3.0  # the profiles' init: lif2-lif4 fire from the start
+    with pytest.raises(ValueError, match="schedule 'upper_bound' has no default sigma0; give one"):
+        Params(schedule="upper_bound").check()
+
+
+def test_run_without_sigma0_uses_the_schedules_default(cifar10_dir, cache_dir, tmp_path):
+    rec = run(schedule="quadratic", data_dir=cifar10_dir, cache_dir=cache_dir, output_dir=str(tmp_path / "q"),
+              **{**TINY, "epochs": 1})
+    assert rec["params"]["sigma0"] == 2e-5 and rec["params"]["init_gain"] == 3.0
+    assert rec["epochs"][0]["sparsity_weight"] == pytest.approx(2e-5)  # quadratic at n = N = 1: sigma0
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "paper", "ablations", "ablations-quick"])
+def test_every_profile_sets_init_gain_so_new_defaults_leave_its_runs_unchanged(name):
+    import yaml
+
+    profile = yaml.safe_load((REPO / "params" / f"{name}.yaml").read_text())
+    assert "init_gain" in profile.get("base", profile)

@@ -6,11 +6,19 @@ variable CIFAR10_DIR. Two layouts are recognised by looking at it:
     torchvision   <dir>/cifar-10-batches-py/{data_batch_1..5, test_batch}  (or <dir> itself)
                   as written by torchvision.datasets.CIFAR10(download=True)
     imagefolder   <dir>/train/<class>/*.{jpg,png}, <dir>/test/<class>/*.{jpg,png}
-                  classes sorted by name get labels 0-9 (the canonical indices)
+                  a folder's label is its name's index in CLASSES (the canonical
+                  CIFAR-10 order), never its rank among the folders a split has:
+                  both splits must hold exactly the ten class folders (a missing or
+                  unknown one is refused, naming it); hidden entries (".*", such as
+                  .ipynb_checkpoints or .DS_Store) are ignored
 
 The images are decoded once into uint8 tensors and cached (a torch file) in a writable
 cache directory, never inside the data directory. Training then works on float
-tensors in memory: no per-image Python in the loop.
+tensors in memory: no per-image Python in the loop. The cache file's name is a key
+over everything the decoded tensors depend on: the data files (names, sizes, times),
+the class list, the cache format and the decoder (Pillow's, numpy's and torch's
+versions). A cache file that cannot be read, or whose contents are not what its key
+promises, is rebuilt with a warning; it is written atomically (temporary file, rename).
 
 Split (paper sec. 2.4): 20 % of the 50,000 training images are held out for validation,
 chosen by a permutation seeded with the run's seed; training uses the other 80 %;
@@ -20,10 +28,12 @@ and standard deviation of the training images actually used.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +58,10 @@ class DataNotFoundError(FileNotFoundError):
     """No CIFAR-10 where we looked; the message says where and how to provide it."""
 
 
+class DataError(ValueError):
+    """A CIFAR-10 directory that is there but defective; the message names the defect."""
+
+
 # ---------------------------------------------------------------------------
 # Finding and decoding.
 
@@ -63,10 +77,15 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
 
 
 def layout(path: Path) -> str:
-    """'torchvision' or 'imagefolder' for a data directory; DataNotFoundError otherwise."""
+    """'torchvision' or 'imagefolder' for a data directory; DataNotFoundError otherwise.
+
+    An ImageFolder tree's class folders are checked here (a directory listing, no
+    decoding), so a defective tree is refused before a run starts."""
     if _batches_dir(path) is not None:
         return "torchvision"
     if (path / "train").is_dir() and (path / "test").is_dir():
+        for split in ("train", "test"):
+            _class_folders(path / split)
         return "imagefolder"
     raise DataNotFoundError(
         f"no CIFAR-10 found in {path} (looked for {path / 'cifar-10-batches-py'}, "
@@ -97,22 +116,45 @@ def _read_torchvision(path: Path):
     return read([f"data_batch_{i}" for i in range(1, 6)]) + read(["test_batch"])
 
 
+def _visible(folder: Path):
+    """The entries of `folder` whose names do not start with '.' (editors', Jupyter's, macOS's)."""
+    return (p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """A class folder's images, sorted by name."""
+    return sorted(p for p in _visible(folder) if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _class_folders(split_dir: Path) -> list[Path]:
+    """The ten class folders of one split, in CLASSES order; DataError naming any missing or unknown."""
+    found = {p.name: p for p in _visible(split_dir) if p.is_dir()}
+    missing = [c for c in CLASSES if c not in found]
+    unknown = sorted(set(found) - set(CLASSES))
+    if missing or unknown:
+        problems = ([f"missing class folder(s) {', '.join(missing)}"] if missing else []) + (
+            [f"unknown folder(s) {', '.join(unknown)}"] if unknown else []
+        )
+        raise DataError(
+            f"{split_dir}: {'; '.join(problems)}. An ImageFolder tree must hold exactly the CIFAR-10 "
+            f"class folders {', '.join(CLASSES)} in both train/ and test/ (hidden '.*' entries are ignored)."
+        )
+    return [found[c] for c in CLASSES]
+
+
 def _read_imagefolder(path: Path):
     from PIL import Image
 
     def read(split):
-        classes = sorted(p.name for p in (path / split).iterdir() if p.is_dir())
-        if not classes:
-            raise DataNotFoundError(f"{path / split} has no class folders. {HOW_TO_PROVIDE}")
         images, labels = [], []
-        for label, name in enumerate(classes):
-            files = sorted(p for p in (path / split / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for label, folder in enumerate(_class_folders(path / split)):
+            files = _image_files(folder)
+            if not files:  # a class without images is a class missing from the run
+                raise DataError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             for file in files:
                 with Image.open(io.BytesIO(file.read_bytes())) as im:
                     images.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
                 labels.append(label)
-        if not images:
-            raise DataNotFoundError(f"{path / split} holds no images. {HOW_TO_PROVIDE}")
         x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
         if x.shape[1:] != (3, 32, 32):
             raise ValueError(f"{path / split}: images must be 32x32 RGB, got {tuple(x.shape[1:])}")
@@ -126,9 +168,19 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "explicit-sparsity"
 
 
+CACHE_FORMAT = 2  # 2: labels from CLASSES (issue 12.1); bump whenever decoding or labelling changes
+
+
+def _decoder() -> str:
+    """The versions of what turns files into tensors: a new decoder may give other pixels."""
+    import PIL
+
+    return f"format {CACHE_FORMAT}|Pillow {PIL.__version__}|numpy {np.__version__}|torch {torch.__version__}"
+
+
 def _fingerprint(path: Path, kind: str) -> str:
-    """Changes when the data directory's files change (names, sizes, times)."""
-    h = hashlib.sha256(f"{path}|{kind}".encode())
+    """Changes when the data directory's files (names, sizes, times), the class list or the decoder change."""
+    h = hashlib.sha256(f"{path}|{kind}|{','.join(CLASSES)}|{_decoder()}".encode())
     roots = [_batches_dir(path)] if kind == "torchvision" else [path / "train", path / "test"]
     for root in roots:
         for entry in sorted(root.rglob("*")):
@@ -157,13 +209,34 @@ def load_cifar10(data_dir=None, cache_dir=None) -> CIFAR10:
         raise ValueError(f"the cache directory {cache} must not be inside the data directory {path}")
     file = cache / f"cifar10-{kind}-{_fingerprint(path, kind)}.pt"
     if file.is_file():
-        return CIFAR10(**torch.load(file))
+        try:
+            return _read_cache(file)
+        except Exception as err:  # torch.load's errors for a damaged file vary (EOFError, RuntimeError...)
+            warnings.warn(f"{file}: unusable decode cache ({type(err).__name__}: {err}); decoding again", stacklevel=2)
     reader = _read_torchvision if kind == "torchvision" else _read_imagefolder
     data = CIFAR10(*reader(path))
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(f".tmp{os.getpid()}")
+    tmp = file.with_name(f".{file.name}.tmp{os.getpid()}")
     torch.save(vars(data), tmp)
     os.replace(tmp, file)  # atomic: a parallel run never reads half a file
+    return data
+
+
+def _read_cache(file: Path) -> CIFAR10:
+    """The cached tensors, checked to be what load_cifar10 writes; ValueError otherwise."""
+    saved = torch.load(file, weights_only=True)
+    fields = [f.name for f in dataclasses.fields(CIFAR10)]
+    if not isinstance(saved, dict) or sorted(saved) != sorted(fields):
+        raise ValueError(f"holds {type(saved).__name__} {sorted(saved) if isinstance(saved, dict) else ''}")
+    data = CIFAR10(**saved)
+    for split in ("train", "test"):
+        images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
+        if images.dtype != torch.uint8 or images.shape[1:] != (3, 32, 32) or images.shape[0] < 1:
+            raise ValueError(f"{split} images are {images.dtype} {tuple(images.shape)}, not uint8 (N, 3, 32, 32)")
+        if labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
+            raise ValueError(f"{split} labels are {labels.dtype} {tuple(labels.shape)} for {images.shape[0]} images")
+        if labels.min() < 0 or labels.max() >= len(CLASSES):
+            raise ValueError(f"{split} labels outside 0..{len(CLASSES) - 1}")
     return data
 
 
@@ -204,8 +277,33 @@ def _take(count, available, name):
     if count is None or count == 0:
         return available
     if count < 0 or count > available:
-        raise ValueError(f"{name} must be in 1..{available}, got {count}")
+        raise ValueError(f"{name} must be in 1..{available} (the images of that split; 0 for all), got {count}")
     return count
+
+
+def count_images(path: Path) -> tuple[int, int]:
+    """(training, test) image counts of a data directory, without decoding an image."""
+    if layout(path) == "torchvision":
+        def count(names):
+            total = 0
+            for name in names:
+                with open(_batches_dir(path) / name, "rb") as f:
+                    total += len(pickle.load(f, encoding="latin1")["labels"])
+            return total
+
+        return count([f"data_batch_{i}" for i in range(1, 6)]), count(["test_batch"])
+    train, test = (sum(len(_image_files(f)) for f in _class_folders(path / split)) for split in ("train", "test"))
+    return train, test
+
+
+def check_sizes(path: Path, val_fraction: float, train_size=None, val_size=None, test_size=None) -> None:
+    """ValueError, naming the available count, for a subset larger than its split of `path`:
+    what `prepare` would find only after decoding, found from the directory alone."""
+    num_train, num_test = count_images(path)
+    num_val = round(num_train * val_fraction)
+    _take(train_size, num_train - num_val, "train_size")
+    _take(val_size, num_val, "val_size")
+    _take(test_size, num_test, "test_size")
 
 
 def prepare(

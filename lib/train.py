@@ -5,10 +5,24 @@
 or, for the baselines of `lib.schedules.REGULARISERS`, w * penalty(per-neuron counts) of
 `lib.penalties`. After every epoch the validation and test splits are evaluated (accuracy,
 and per sample spikes, SynOps and energy of `lib.energy`, per layer too) and
-`record.json` is rewritten atomically in the output directory, so a crash loses at most
-the epoch in progress. Its `status` is "running", then "complete", or "failed" with the
-reason (bad input never gets that far: it is rejected by `Params.check` before any data
-is loaded).
+`record.json` (the shape of `lib.record`) is rewritten atomically in the output directory,
+so a crash loses at most the epoch in progress. Its `status` is "running", then
+"complete", or "failed" with the reason (bad input never gets that far: it is rejected by
+`Params.check` before any data is loaded). An output directory that already holds a
+complete record is refused before any work: a finished run is never overwritten.
+
+A run that diverged is "failed" with the reason "diverged: ...". Diverged means: a
+batch's loss is NaN or infinite, or an epoch's mean training cross-entropy is above
+10 ln 10 = 23.0 (EXPLODED_CE), ten times that of a network guessing uniformly (ln 10),
+from epoch 1 on: these networks start near ln 10 and go down, while an exploded one
+(lr 1e6) trains on at chance accuracy with a loss in the millions.
+
+Before each epoch's row is written, the network's weights after that epoch are saved
+(`state_dict`, atomically) to `checkpoints/epoch-NNN.pt` beside the record, and the row
+names that file (`checkpoint`, relative to the record's folder); `load_checkpoint`
+rebuilds the network of any recorded epoch. The record's `machine` is the hardware
+fingerprint of `machine()`: the floating-point kernels differ between machines, and
+training amplifies the difference (issue 16), so every number says where it was made.
 
     from lib.train import run
     record = run(schedule="linear", sigma0=3e-6, epochs=10, output_dir="results/x")
@@ -19,10 +33,10 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import datetime
-import json
 import math
 import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__, data, energy, penalties, schedules
+from . import record as records
 from .snn import ENCODINGS, LAYERS, SPIKE_NORMALISATIONS, SURROGATES, SpikingLeNet, spike_count
 
 
@@ -39,7 +54,7 @@ class Params:
     """Every setting of one run; the defaults are a sensible full run (DESIGN.md sec. 3)."""
 
     schedule: str = "baseline"  # sparsity weighting: lib.schedules.NAMES (the paper's, then REGULARISERS)
-    sigma0: float = 1e-6  # scale of the spike-count loss (eqs. 4-8); the baseline ignores it
+    sigma0: float | None = None  # scale of the spike-count loss (eqs. 4-8); None: DEFAULT_SIGMA0[schedule]
     epochs: int = 20  # N, the number of epochs the run is planned for
     granularity: str = "batch"  # how alternating schedules alternate: batch | epoch
     spike_normalisation: str = "sample_total"  # spikeCount unit: sample_total | per_neuron_step
@@ -55,7 +70,7 @@ class Params:
     detach_reset: bool = True  # no gradient through the reset (as SpyTorch)
     lr: float = 1e-3  # learning rate of the optimiser
     optimiser: str = "adam"  # adam | sgd (SGD with momentum 0.9: steps scale with the gradient, unlike Adam)
-    init_gain: float = 1.0  # multiplies the initial weights of conv2, fc1, fc2; > 1 makes lif2-lif4 fire at the start
+    init_gain: float = 3.0  # multiplies the initial weights of conv2, fc1, fc2; > 1 makes lif2-lif4 fire at the start
     batch_size: int = 64  # training batch size
     eval_batch_size: int = 1000  # evaluation batch size (memory only; no effect on numbers)
     seed: int = 0  # seeds the split, the initial weights, the batch order
@@ -71,7 +86,26 @@ class Params:
     progress: bool = True  # a tqdm bar per epoch
 
     def check(self) -> Params:
-        """Raise ValueError naming the first bad setting; return self when all are good."""
+        """Raise ValueError naming the first bad setting; return self when all are good.
+
+        Every field is first checked against its annotated type, strictly: a bool is only
+        True or False (the string "False", as papermill -r or a quoted YAML value gives,
+        is refused, never read as true), an int is not a float or a bool (seed=1.5 is
+        refused), a float is a finite int or float, a str a str. Then the ranges."""
+        for field in dataclasses.fields(self):
+            value, kind = getattr(self, field.name), field.type
+            if kind == "bool" and not isinstance(value, bool):
+                raise ValueError(f"{field.name} must be True or False, got {value!r} ({type(value).__name__})")
+            if kind == "str" and not isinstance(value, str):
+                raise ValueError(f"{field.name} must be a string, got {value!r} ({type(value).__name__})")
+            if kind == "float | None" and value is None:
+                continue
+            if kind in ("float", "float | None") and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            ):
+                raise ValueError(f"{field.name} must be a finite number, got {value!r}")
+            if kind == "int" and (isinstance(value, bool) or not isinstance(value, int) or value < INT_MIN[field.name]):
+                raise ValueError(f"{field.name} must be an integer >= {INT_MIN[field.name]}, got {value!r}")
         schedules.check(self.schedule, self.granularity)
         choices = {
             "encoding": ENCODINGS,
@@ -82,21 +116,14 @@ class Params:
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
-        positive = ("epochs", "num_steps", "batch_size", "eval_batch_size")
-        for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        for name in ("train_size", "val_size", "test_size", "threads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0 (0 = all / default), got {value!r}")
+        if self.sigma0 is None and self.schedule not in DEFAULT_SIGMA0:
+            raise ValueError(f"schedule {self.schedule!r} has no default sigma0; give one")
         finite = {"sigma0": 0.0, "spike_bound": 0.0,
                   "lr": None, "init_gain": None, "threshold": None, "surrogate_scale": None, "surrogate_gamma": None}
         for name, minimum in finite.items():
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            if value is None:  # sigma0 left to its default
+                continue
             if minimum is not None and value < minimum:
                 raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
             if minimum is None and value <= 0:
@@ -125,6 +152,17 @@ class Params:
     def from_namespace(cls, namespace: dict) -> Params:
         """Params from the variables of that name in `namespace` (a notebook's `globals()`)."""
         return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
+
+
+# sigma0 when none is given: the paper profile's Table 1 selection per schedule (the largest sigma0
+# at no validation loss, figures/paper/table1.csv; one seed, init_gain 3, 20 epochs, all images).
+# The regularisers have no such selection: they need sigma0 given.
+DEFAULT_SIGMA0 = {"baseline": 0.0, "constant": 3e-05, "linear": 2e-4, "quadratic": 2e-5,
+                  "alternating": 4e-4, "alternating_linear": 2e-4}
+
+# the smallest value of each int field (0 means "all" for the sizes, "torch's default" for threads)
+INT_MIN = {"epochs": 1, "num_steps": 1, "batch_size": 1, "eval_batch_size": 1,
+           "seed": 0, "train_size": 0, "val_size": 0, "test_size": 0, "threads": 0}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -160,13 +198,92 @@ def keep_freed_memory(threshold: int = 1 << 30) -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, threshold)) and bool(mallopt(M_TRIM_THRESHOLD, threshold))
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON to a temporary file beside `path`, then rename: never half a file."""
-    path = Path(path)
+def cpu_model() -> str:
+    """The processor's model name: /proc/cpuinfo on Linux, else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: torch.device) -> records.Machine:
+    """The hardware fingerprint of a run on `device` (call it after setting the thread count)."""
+    cpu = cpu_model()
+    cuda = device.type == "cuda"
+    return {
+        "cpu": cpu,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if cuda else None,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "device_name": torch.cuda.get_device_name(device) if cuda else cpu,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+CHECKPOINTS = "checkpoints"
+
+
+def checkpoint_name(epoch: int) -> str:
+    """Where the weights after `epoch` are saved, relative to the record's folder."""
+    return f"{CHECKPOINTS}/epoch-{epoch:03d}.pt"
+
+
+def save_checkpoint(model, path: Path) -> None:
+    """The model's state_dict to a temporary file beside `path`, then renamed: never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, allow_nan=False) + "\n")
+    torch.save(model.state_dict(), tmp)
     os.replace(tmp, path)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is not recorded, missing or unreadable; the message names the file."""
+
+
+def load_checkpoint(record_dir, epoch: int) -> SpikingLeNet:
+    """The network of the run in `record_dir` after `epoch`, on the CPU, in eval mode.
+
+    Rebuilt from the record's params, then given the weights its epoch row names; any run
+    status works (the epochs a failed or running run finished are saved too)."""
+    record_dir = Path(record_dir)
+    rec = records.load(record_dir / "record.json")
+    rows = [row for row in rec["epochs"] if row.get("epoch") == epoch]
+    if not rows:
+        done = [row.get("epoch") for row in rec["epochs"]]
+        raise CheckpointError(f"{record_dir / 'record.json'}: no epoch {epoch!r} (recorded: {done})")
+    if "checkpoint" not in rows[0]:
+        raise CheckpointError(f"{record_dir / 'record.json'}: epoch {epoch} names no checkpoint (a version 1 record)")
+    path = record_dir / rows[0]["checkpoint"]
+    model = build_model(Params.from_dict(rec["params"]))
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint missing (named by epoch {epoch} of the record)") from None
+    except Exception as err:  # torch.load's errors for a damaged file vary (EOFError, RuntimeError, pickle...)
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({type(err).__name__}: {err})") from None
+    return model.eval()
+
+
+def refuse_complete(out: Path) -> None:
+    """FileExistsError if `out` holds a complete record: a finished run is never replaced."""
+    path = out / "record.json"
+    if not path.exists():
+        return
+    try:
+        status = records.load(path)["status"]
+    except records.RecordError:  # unreadable: nothing finished to protect
+        return
+    if status == "complete":
+        raise FileExistsError(
+            f"{path} is a complete run; it is never overwritten. Choose another output_dir, "
+            "or move that folder away to train it again."
+        )
 
 
 @torch.no_grad()
@@ -192,8 +309,11 @@ def evaluate(model, split: data.Split, batch_size: int) -> dict:
     }
 
 
+EXPLODED_CE = 10 * math.log(10)  # the divergence rule of the module docstring
+
+
 class Diverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The training loss became NaN or infinite, or exploded (EXPLODED_CE)."""
 
 
 def sparsity_penalty(model, params: Params):
@@ -222,12 +342,17 @@ def train_epoch(model, optimiser, split, params: Params, epoch: int, generator) 
         ce = F.cross_entropy(logits, labels)
         loss = ce + w * penalty(spikes) if w else ce
         if not torch.isfinite(loss):
-            raise Diverged(f"loss is {loss.item()} at epoch {epoch}, batch {b}")
+            raise Diverged(f"diverged: loss is {loss.item()} at epoch {epoch}, batch {b}")
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         sums += torch.tensor([loss.item(), ce.item(), w], dtype=torch.float64)
     mean = (sums / n_batches).tolist()
+    if mean[1] > EXPLODED_CE:
+        raise Diverged(
+            f"diverged: mean training cross-entropy {mean[1]:.4g} at epoch {epoch} is above "
+            f"10 ln 10 = {EXPLODED_CE:.1f}, ten times chance level"
+        )
     return {"train_loss": mean[0], "train_ce": mean[1], "sparsity_weight": mean[2]}
 
 
@@ -266,15 +391,20 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
     """Train one experiment and return its record (also written to output_dir/record.json)."""
     values = dataclasses.asdict(params) if isinstance(params, Params) else dict(params or {})
     params = Params.from_dict({**values, **overrides}).check()
+    if params.sigma0 is None:
+        params = dataclasses.replace(params, sigma0=DEFAULT_SIGMA0[params.schedule])
     if params.schedule == "baseline":  # sigma0 has no effect there; record it as the paper does (0)
         params = dataclasses.replace(params, sigma0=0.0)
     device = resolve_device(params.device)
+    out = Path(params.output_dir)
+    refuse_complete(out)
     data_dir = data.resolve_data_dir(params.data_dir or None)  # no CIFAR-10: an error before any record
+    data.check_sizes(data_dir, params.val_fraction, params.train_size, params.val_size, params.test_size)
     keep_freed_memory()
     if params.threads:
         torch.set_num_threads(params.threads)
-    out = Path(params.output_dir)
-    record = {
+    record: records.Record = {
+        "version": records.VERSION,
         "params": dataclasses.asdict(params),
         "status": "running",
         "reason": None,
@@ -285,9 +415,11 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
         "seed": params.seed,
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": None,
+        "machine": machine(device),
     }
     start = time.perf_counter()
-    write_json_atomic(out / "record.json", record)
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # an earlier, unfinished attempt's weights
+    records.write(out / "record.json", record)
 
     try:  # from here on, whatever goes wrong is written to the record: it never stays "running"
         cifar = data.load_cifar10(data_dir, params.cache_dir or None)
@@ -313,9 +445,11 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
                 result = evaluate(model, getattr(splits, name), params.eval_batch_size)
                 row.update({f"{name}_{k}": v for k, v in result.items()})
             row.update(train_seconds=train_seconds, seconds=time.perf_counter() - t0)
+            save_checkpoint(model, out / checkpoint_name(epoch))  # before the row that names it
+            row["checkpoint"] = checkpoint_name(epoch)
             record["epochs"].append(row)
             record["wall_seconds"] = time.perf_counter() - start
-            write_json_atomic(out / "record.json", record)
+            records.write(out / "record.json", record)
             if params.progress:
                 print(
                     f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  w {row['sparsity_weight']:.3g}  "
@@ -329,9 +463,9 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
     except BaseException as err:  # recorded, then raised: a crash never leaves "running"
         record.update(status="failed", reason=f"{type(err).__name__}: {err}")
         record["wall_seconds"] = time.perf_counter() - start
-        write_json_atomic(out / "record.json", record)
+        records.write(out / "record.json", record)
         raise
     record["wall_seconds"] = time.perf_counter() - start
-    write_json_atomic(out / "record.json", record)
+    records.write(out / "record.json", record)
     return record
 

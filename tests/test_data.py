@@ -1,6 +1,7 @@
 """Both CIFAR-10 layouts on tiny trees made here, the split, the cache and the errors."""
 
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -45,6 +46,47 @@ def test_imagefolder_layout_decodes_and_labels_by_sorted_class(tmp_path):
     assert d.train_images[1, :, 0, 0].tolist() == pixels[0, 0].tolist()
 
 
+def test_labels_come_from_the_class_name_not_the_folders_a_split_has(tmp_path):
+    root = make_imagefolder(tmp_path / "cifar")
+    (root / "train" / ".ipynb_checkpoints").mkdir()  # hidden folders, sorted first, are ignored
+    (root / "test" / ".DS_Store").write_bytes(b"\0")
+    (root / "train" / "cat" / "._0000.png").write_bytes(b"not an image")  # macOS resource fork
+    d = data.load_cifar10(root, tmp_path / "cache")
+    assert d.train_labels.tolist() == [c for c in range(10) for _ in range(3)]
+    assert d.test_labels.tolist() == [c for c in range(10) for _ in range(2)]
+    # truck is CLASSES[9]: its image keeps label 9 and its pixels
+    pixels = np.asarray(Image.open(root / "test" / "truck" / "0001.png"))
+    assert d.test_labels[19] == 9 and d.test_images[19, :, 0, 0].tolist() == pixels[0, 0].tolist()
+
+
+@pytest.mark.parametrize(
+    "defect, message",
+    [
+        # before: train labelled 0-8 against test 0-9, and the run completed
+        (lambda root: shutil.rmtree(root / "train" / "deer"), r"cifar/train: missing class folder\(s\) deer\."),
+        # before: 'bird' got label 3, and 'zebra' label 10 (IndexError in cross_entropy)
+        (lambda root: (root / "test" / "Untitled Folder").mkdir(), r"test: unknown folder\(s\) Untitled Folder\."),
+        (lambda root: [shutil.rmtree(root / s / "cat") for s in ("train", "test")], r"train: missing .* cat"),
+    ],
+)
+def test_defective_class_folders_are_refused_naming_them(tmp_path, defect, message):
+    root = make_imagefolder(tmp_path / "cifar")
+    defect(root)
+    with pytest.raises(data.DataError, match=message):
+        data.resolve_data_dir(root)  # before any decoding: run() calls this before its first record
+    with pytest.raises(data.DataError, match=message):
+        data.load_cifar10(root, tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_class_folder_without_images_is_refused(tmp_path):
+    root = make_imagefolder(tmp_path / "cifar")
+    for file in (root / "train" / "frog").iterdir():
+        file.unlink()
+    with pytest.raises(data.DataError, match=r"train/frog holds no images"):
+        data.load_cifar10(root, tmp_path / "cache")
+
+
 def test_torchvision_layout_reads_channel_major_rows(tmp_path):
     root = make_torchvision(tmp_path / "tv")
     assert data.layout(root) == "torchvision"
@@ -64,6 +106,49 @@ def test_cache_is_written_once_and_reused(tmp_path):
     assert len(files) == 1
     (root / "train" / "airplane" / "0000.png").unlink()  # data changed: a new cache entry
     assert len(data.load_cifar10(root, tmp_path / "cache").train_labels) == 29
+
+
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b""], ids=["truncated", "empty"])
+def test_damaged_cache_is_rebuilt_with_a_warning(tmp_path, damage):
+    root = make_imagefolder(tmp_path / "cifar")
+    fresh = data.load_cifar10(root, tmp_path / "cache")
+    (file,) = (tmp_path / "cache").glob("*.pt")
+    file.write_bytes(damage(file.read_bytes()))  # before: a bare EOFError in every later run
+    with pytest.warns(UserWarning, match=f"{file.name}: unusable decode cache"):
+        again = data.load_cifar10(root, tmp_path / "cache")
+    assert vars(again).keys() == vars(fresh).keys()
+    assert all(torch.equal(vars(again)[k], vars(fresh)[k]) for k in vars(fresh))
+    assert [f.name for f in (tmp_path / "cache").iterdir()] == [file.name]  # rewritten in place, no tmp left
+    assert torch.equal(data.load_cifar10(root, tmp_path / "cache").test_labels, fresh.test_labels)
+
+
+def test_cache_with_wrong_contents_is_rebuilt(tmp_path):
+    root = make_imagefolder(tmp_path / "cifar")
+    fresh = data.load_cifar10(root, tmp_path / "cache")
+    (file,) = (tmp_path / "cache").glob("*.pt")
+    torch.save({**vars(fresh), "train_labels": fresh.train_labels + 10}, file)
+    with pytest.warns(UserWarning, match="train labels outside 0..9"):
+        assert torch.equal(data.load_cifar10(root, tmp_path / "cache").train_labels, fresh.train_labels)
+
+
+def test_cache_key_covers_the_class_list_and_the_decoder(tmp_path, monkeypatch):
+    root = make_imagefolder(tmp_path / "cifar")
+    first = data.load_cifar10(root, tmp_path / "cache")
+    monkeypatch.setattr(data, "CLASSES", data.CLASSES[::-1])  # another mapping: other labels, not the cached
+    second = data.load_cifar10(root, tmp_path / "cache")
+    assert torch.equal(second.train_images[27:], first.train_images[:3])  # the airplanes, now label 9
+    assert second.train_labels[27:].tolist() == [9, 9, 9]
+    monkeypatch.setattr(data, "CACHE_FORMAT", data.CACHE_FORMAT + 1)
+    data.load_cifar10(root, tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 3
+
+
+def test_images_are_counted_without_decoding(tmp_path):
+    assert data.count_images(make_imagefolder(tmp_path / "if", (3, 2))) == (30, 20)
+    assert data.count_images(make_torchvision(tmp_path / "tv", 4)) == (20, 4)
+    with pytest.raises(ValueError, match=r"train_size must be in 1\.\.16 .*got 17"):  # 20 - round(20 * 0.2)
+        data.check_sizes(tmp_path / "tv", 0.2, train_size=17)
+    data.check_sizes(tmp_path / "tv", 0.2, train_size=16, val_size=4, test_size=4)
 
 
 def test_env_variable_is_used(tmp_path, monkeypatch):
@@ -113,6 +198,8 @@ def test_batches_cover_every_image_once(tmp_path):
 
 
 def test_real_cifar10_counts_and_labels(cifar10_dir, cache_dir):
+    assert data.count_images(data.resolve_data_dir(cifar10_dir)) == (50_000, 10_000)
+    data.check_sizes(data.resolve_data_dir(cifar10_dir), 0.2, 40_000, 10_000, 10_000)  # all of each split fits
     d = data.load_cifar10(cifar10_dir, cache_dir)
     assert d.train_images.shape == (50_000, 3, 32, 32) and d.test_images.shape == (10_000, 3, 32, 32)
     assert torch.bincount(d.train_labels).tolist() == [5000] * 10

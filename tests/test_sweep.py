@@ -115,7 +115,7 @@ def test_a_record_of_an_edited_profile_is_stale_and_pruned_aside(tmp_path):
     assert sweep.state(before, base, tmp_path) == "complete"
     assert sweep.prune(before, tmp_path) == []
 
-    after = sweep.parse_profile("p", {"epochs": 3, "init_gain": 3.0, "grid": GRID})  # edited since
+    after = sweep.parse_profile("p", {"epochs": 3, "init_gain": 2.0, "grid": GRID})  # edited since
     assert sweep.stale_keys(after, base, {"params": recorded}) == ["init_gain"]
     assert sweep.state(after, base, tmp_path) == "stale"
     moved = sweep.prune(after, tmp_path)

@@ -1,5 +1,6 @@
 """One experiment end to end on real images, its record, and every bad input."""
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -7,9 +8,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib import data
+from lib import data, record
 from lib.schedules import REGULARISERS
-from lib.train import OPTIMISERS, Params, build_model, run
+from lib.train import (
+    DEFAULT_SIGMA0,
+    OPTIMISERS,
+    CheckpointError,
+    Params,
+    build_model,
+    evaluate,
+    load_checkpoint,
+    run,
+    save_checkpoint,
+)
 
 SMALL = dict(epochs=2, train_size=512, val_size=256, test_size=256, num_steps=4, progress=False)
 
@@ -53,8 +64,19 @@ def test_same_seed_same_numbers(cifar10_dir, cache_dir, tmp_path):
 def test_diverging_run_is_recorded_as_failed(cifar10_dir, cache_dir, tmp_path):
     record = run(schedule="constant", sigma0=1e300, lr=1e300, data_dir=cifar10_dir, cache_dir=cache_dir,
                  output_dir=str(tmp_path / "nan"), **{**SMALL, "epochs": 1, "train_size": 128})
-    assert record["status"] == "failed" and "loss is" in record["reason"]
+    assert record["status"] == "failed" and record["reason"].startswith("diverged: loss is")
     assert json.loads((tmp_path / "nan" / "record.json").read_text())["status"] == "failed"
+
+
+def test_exploded_loss_is_recorded_as_diverged(cifar10_dir, cache_dir, tmp_path):
+    # lr 1e6: finite losses in the millions at chance accuracy, recorded complete before
+    record = run(schedule="baseline", lr=1e6, data_dir=cifar10_dir, cache_dir=cache_dir,
+                 output_dir=str(tmp_path / "big"), **{**TINY, "epochs": 1})
+    assert record["status"] == "failed", record["epochs"]
+    assert record["reason"].startswith("diverged: mean training cross-entropy")
+    assert "above 10 ln 10 = 23.0" in record["reason"]
+    ce = float(record["reason"].split()[4])
+    assert math.isfinite(ce) and ce > 10 * math.log(10)
 
 
 def test_missing_data_is_refused_before_any_record(tmp_path):
@@ -102,6 +124,18 @@ def test_crash_while_loading_data_is_recorded_as_failed(cifar10_dir, tmp_path):
         ({"layer_weights": "1,x,1,1"}, "layer_weights must be 4 comma-separated numbers"),
         ({"layer_weights": "1,1,1,-2"}, "layer_weights must be 4 finite numbers >= 0"),
         ({"schedule": "layer_weighted", "sigma0": 1e-6, "layer_weights": "0,0,0,0"}, "needs a layer weight > 0"),
+        # strings from papermill -r or quoted YAML: "False" used to behave as True, and was recorded as "False"
+        ({"detach_reset": "False"}, "detach_reset must be True or False, got 'False' \\(str\\)"),
+        ({"detach_reset": "false"}, "detach_reset must be True or False"),
+        ({"progress": 0}, "progress must be True or False, got 0 \\(int\\)"),
+        ({"seed": 1.5}, "seed must be an integer >= 0, got 1.5"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"epochs": True}, "epochs must be an integer >= 1, got True"),
+        ({"beta": "0.9"}, "beta must be a finite number, got '0.9'"),
+        ({"val_fraction": float("nan")}, "val_fraction must be a finite number"),
+        ({"lr": "1e-3"}, "lr must be a finite number"),
+        ({"data_dir": 5}, "data_dir must be a string, got 5 \\(int\\)"),
+        ({"layer_weights": [1, 1, 1, 1]}, "layer_weights must be a string"),
     ],
 )
 def test_bad_input_is_rejected_before_any_work(bad, message, tmp_path, monkeypatch):
@@ -149,7 +183,7 @@ def test_baseline_ignores_sigma0_and_records_zero(cifar10_dir, cache_dir, tmp_pa
 
 def test_init_gain_scales_the_weights_into_lif2_to_lif4_only():
     torch.manual_seed(0)
-    plain = build_model(Params())
+    plain = build_model(Params(init_gain=1.0))
     torch.manual_seed(0)
     scaled = build_model(Params(init_gain=3.0))
     for name in ("conv2", "fc1", "fc2"):
@@ -164,3 +198,128 @@ def test_sgd_optimiser_is_sgd_with_momentum():
     optimiser = OPTIMISERS["sgd"](model.parameters(), 0.05)
     assert isinstance(optimiser, torch.optim.SGD)
     assert optimiser.defaults["momentum"] == 0.9 and optimiser.defaults["lr"] == 0.05
+
+
+TINY = {**SMALL, "train_size": 128, "val_size": 64, "test_size": 64, "num_steps": 2, "threads": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(cifar10_dir, cache_dir, tmp_path_factory):
+    """One real two-epoch run, shared by the tests of its checkpoints, fingerprint and protection."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    return out, run(schedule="linear", sigma0=1e-6, data_dir=cifar10_dir, cache_dir=cache_dir,
+                    output_dir=str(out), **TINY)
+
+
+def test_every_epoch_saves_a_checkpoint_that_reproduces_the_recorded_numbers(tiny_run, cifar10_dir, cache_dir):
+    out, rec = tiny_run
+    assert [r["checkpoint"] for r in rec["epochs"]] == ["checkpoints/epoch-001.pt", "checkpoints/epoch-002.pt"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch-001.pt", "epoch-002.pt"]
+    params = Params.from_dict(rec["params"])
+    splits = data.prepare(data.load_cifar10(cifar10_dir, cache_dir), params.seed, params.val_fraction,
+                          params.train_size, params.val_size, params.test_size)
+    for row in rec["epochs"]:
+        result = evaluate(load_checkpoint(out, row["epoch"]), splits.test, params.eval_batch_size)
+        assert result["accuracy"] == row["test_accuracy"]
+        assert result["spikes_per_layer"] == row["test_spikes_per_layer"]
+    first, last = (torch.load(out / r["checkpoint"]) for r in rec["epochs"])
+    assert not torch.equal(first["conv1.weight"], last["conv1.weight"])  # two epochs, two sets of weights
+
+
+def make_record_dir(tmp_path, **params):
+    """A record naming one checkpoint of a freshly initialised network; returns (folder, model)."""
+    torch.manual_seed(1)
+    model = build_model(Params(**params))
+    save_checkpoint(model, tmp_path / "checkpoints" / "epoch-001.pt")
+    row = {"epoch": 1, "checkpoint": "checkpoints/epoch-001.pt"}
+    record.write(tmp_path / "record.json", {"status": "running", "params": vars(Params(**params)), "epochs": [row]})
+    return tmp_path, model
+
+
+def test_load_checkpoint_gives_the_same_logits(tmp_path):
+    folder, model = make_record_dir(tmp_path, num_steps=3, init_gain=2.0, beta=0.8)
+    loaded = load_checkpoint(folder, 1)
+    assert loaded.num_steps == 3
+    images = torch.randn(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    model.eval()
+    assert torch.equal(loaded(images)[0], model(images)[0])
+    assert not list(folder.glob("checkpoints/.*"))  # no temporary file left behind
+
+
+def test_missing_or_corrupt_checkpoint_is_named(tmp_path):
+    folder, _ = make_record_dir(tmp_path)
+    path = folder / "checkpoints" / "epoch-001.pt"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=f"{path}: cannot read the checkpoint"):
+        load_checkpoint(folder, 1)
+    path.unlink()
+    with pytest.raises(CheckpointError, match=f"{path}: checkpoint missing"):
+        load_checkpoint(folder, 1)
+    with pytest.raises(CheckpointError, match="no epoch 2 \\(recorded: \\[1\\]\\)"):
+        load_checkpoint(folder, 2)
+
+
+def test_record_carries_version_and_machine_fingerprint(tiny_run):
+    out, rec = tiny_run
+    assert record.load(out / "record.json", complete=True) == json.loads(json.dumps(rec))
+    assert rec["version"] == record.VERSION == 2
+    m = rec["machine"]
+    assert set(m) == set(record.Machine.__annotations__)
+    assert m["threads"] == 1  # the run's threads=1
+    assert m["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert m["cpu"] and m["cpu"] in Path("/proc/cpuinfo").read_text()
+    assert m["cuda"] is None and m["cudnn"] is None and m["device_name"] == m["cpu"]  # a CPU run
+
+
+def test_a_complete_record_is_never_overwritten(tiny_run, tmp_path):
+    out, _ = tiny_run
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    # a setting that would fail late (no data); the refusal must come first and change nothing
+    with pytest.raises(FileExistsError, match="record.json is a complete run; it is never overwritten"):
+        run(output_dir=str(out), data_dir=str(tmp_path / "nowhere"), **TINY)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_failed_record_may_be_replaced(tmp_path):
+    record.write(tmp_path / "record.json", {"status": "failed", "reason": "x", "params": {}, "epochs": []})
+    with pytest.raises(data.DataNotFoundError):  # got past the check: only complete records are protected
+        run(output_dir=str(tmp_path), data_dir=str(tmp_path / "nowhere"), **TINY)
+
+
+@pytest.mark.parametrize("size, message", [
+    ({"train_size": 10**6}, r"train_size must be in 1\.\.40000 .*, got 1000000"),
+    ({"val_size": 10_001}, r"val_size must be in 1\.\.10000 "),
+    ({"test_size": 10_001}, r"test_size must be in 1\.\.10000 "),
+])
+def test_subset_larger_than_its_split_is_refused_before_any_record(size, message, cifar10_dir, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=message):
+        run(output_dir=str(out), data_dir=cifar10_dir, **size)
+    assert not out.exists()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_default_sigma0_is_the_paper_profiles_table1_selection():
+    with open(REPO / "figures" / "paper" / "table1.csv") as f:
+        table = {row["schedule"]: float(row["sigma0"].strip("[]")) for row in csv.DictReader(f)}
+    assert DEFAULT_SIGMA0 == table
+    assert Params().init_gain == 3.0  # the profiles' init: lif2-lif4 fire from the start
+    with pytest.raises(ValueError, match="schedule 'upper_bound' has no default sigma0; give one"):
+        Params(schedule="upper_bound").check()
+
+
+def test_run_without_sigma0_uses_the_schedules_default(cifar10_dir, cache_dir, tmp_path):
+    rec = run(schedule="quadratic", data_dir=cifar10_dir, cache_dir=cache_dir, output_dir=str(tmp_path / "q"),
+              **{**TINY, "epochs": 1})
+    assert rec["params"]["sigma0"] == 2e-5 and rec["params"]["init_gain"] == 3.0
+    assert rec["epochs"][0]["sparsity_weight"] == pytest.approx(2e-5)  # quadratic at n = N = 1: sigma0
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "paper", "ablations", "ablations-quick"])
+def test_every_profile_sets_init_gain_so_new_defaults_leave_its_runs_unchanged(name):
+    import yaml
+
+    profile = yaml.safe_load((REPO / "params" / f"{name}.yaml").read_text())
+    assert "init_gain" in profile.get("base", profile)

@@ -1,4 +1,4 @@
-"""Where explicit spike-count training works: the outcomes of a study (`lib.study`).
+"""Where explicit spike-count training works: the outcomes of a profile with factors (`lib.sweep`).
 
 Every variant of a study is judged against its *own* baseline (the same setting, cross
 entropy only) with the paper's selection rule (`lib.select`), on validation only:
@@ -14,68 +14,54 @@ entropy only) with the paper's selection rule (`lib.select`), on validation only
                  the rules above may pair the baseline's best epoch with any epoch of a
                  sparse run; this one compares equal training lengths
 
-A run *collapses* when its last epoch is *silent*: fewer validation spikes than 1 % of
-what its variant's baseline fired (measured: collapsed runs keep 0-2 spikes per image of
-~12,000, every hidden layer silent or nearly, accuracy at chance, and no way back: the
-surrogate passes no gradient without membranes near threshold). `runs` gives, per run, the
-first silent epoch and whether it recovered, and `outcomes` the smallest sigma0 of each
-schedule that collapsed (where collapse begins).
+A run *collapses* by the one rule of `lib.select.silent`: its last epoch has a hidden layer
+without one validation spike (the readout is then the same for every image, and the
+surrogate passes no gradient back). `runs` gives, per run, the first silent epoch and
+whether it recovered, and `outcomes` the smallest sigma0 of each schedule that collapsed
+(where collapse begins). With several seeds, every table row and figure panel is per seed.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import select, sweep
+from . import select
 from .plots import PALETTE
-from .study import Study
 
-SILENT_FRACTION = 0.01  # "silent": fewer validation spikes than 1 % of the baseline's (module docstring)
 RULES = {"table1": (0.0, False), "table2": (0.01, False), "final_epoch": (0.0, True)}  # tolerance, last epoch only
 RULE_NAMES = {"table1": "no val. loss (Table 1)", "table2": "<= 1 pt val. loss (Table 2)",
               "final_epoch": "no val. loss, last epochs"}
 
 
-def collect(study: Study, results="results") -> tuple[pd.DataFrame, list[str]]:
-    """(points, missing): every (run, epoch) of the complete records with the run's variant,
-    factor and label, and the ids of the runs without a complete record."""
-    frames, missing = [], []
-    for v in study.variants:
-        records = []
-        for r in v.profile.runs:
-            path = sweep.run_dir(v.profile, r, Path(results)) / "record.json"
-            if path.is_file():
-                records.append({**json.loads(path.read_text()), "run_id": f"{v.name}/{r.id}"})
-            else:
-                missing.append(f"{v.name}/{r.id}")
-        frames.append(select.points(records).assign(variant=v.name, factor=v.factor, label=v.label))
-    return pd.concat(frames, ignore_index=True), missing
+def points(collected) -> pd.DataFrame:
+    """Every (run, epoch) of the complete records of a profile with factors (a
+    `lib.sweep.Collected`), with its run's variant, factor and label."""
+    pts = select.points(collected.records)
+    variants = {v.name: v for v in collected.profile.variants}
+    of_run = pts["run_id"].map({r.id: variants[r.variant] for r in collected.profile.runs})
+    return pts.assign(variant=of_run.map(lambda v: v.name), factor=of_run.map(lambda v: v.factor),
+                      label=of_run.map(lambda v: v.label))
 
 
-def runs(pts: pd.DataFrame, silent_fraction: float = SILENT_FRACTION) -> pd.DataFrame:
-    """One row per run: its last epoch's validation numbers, the first *silent* epoch (NaN if
-    none) and whether it is still silent at the end (collapsed). Silent: validation spikes below
-    `silent_fraction` of the most its variant's baseline fired (of its own most, without one)."""
+def runs(pts: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: its last epoch's validation numbers, the first `lib.select.silent` epoch
+    (NaN if none) and whether it is still silent at the end (collapsed)."""
     rows = []
+    quiet = select.silent(pts)
     for run_id, group in pts.groupby("run_id", sort=False):
         group = group.sort_values("epoch")
         last = group.iloc[-1]
-        mine = pts[pts["variant"] == last["variant"]]
-        base = mine[(mine["schedule"] == "baseline") & (mine["seed"] == last["seed"])]
-        limit = silent_fraction * (base if len(base) else group)["val_spikes"].max()
-        silent = group[group["val_spikes"] <= limit]["epoch"]
+        silent = group[quiet.loc[group.index]]["epoch"]
         rows.append({
             **{k: last[k] for k in ("variant", "factor", "label", "schedule", "sigma0", "seed")},
             "run_id": run_id, "epochs": int(last["epoch"]),
             "last_val_accuracy": last["val_accuracy"], "last_val_spikes": last["val_spikes"],
             "first_silent_epoch": float(silent.min()) if len(silent) else math.nan,
-            "collapsed": bool(last["val_spikes"] <= limit),
+            "collapsed": bool(quiet.loc[group.index[-1]]),
         })
     columns = ["variant", "factor", "label", "schedule", "sigma0", "seed", "run_id", "epochs",
                "last_val_accuracy", "last_val_spikes", "first_silent_epoch", "collapsed"]
@@ -126,15 +112,16 @@ def _cell(row) -> str:
 
 def table(out: pd.DataFrame, rule: str) -> pd.DataFrame:
     """Variants x schedules for one rule: the baseline's validation spikes and accuracy, each
-    schedule's spike change (negative = fewer), its sigma0 and epoch, and where it collapses."""
-    mine = out[(out["rule"] == rule) & (out["seed"] == out["seed"].min())]
+    schedule's spike change (negative = fewer), its sigma0 and epoch, and where it collapses.
+    With several seeds, a row per variant and seed."""
+    mine = out[out["rule"] == rule]
+    index = ["factor", "label", *(["seed"] if mine["seed"].nunique() > 1 else [])]
     cells = mine.assign(cell=mine.apply(_cell, axis=1))
-    frame = cells.pivot_table(index=["factor", "label"], columns="schedule", values="cell",
-                              aggfunc="first", sort=False)
+    frame = cells.pivot_table(index=index, columns="schedule", values="cell", aggfunc="first", sort=False)
     schedules = [s for s in select.NAMES if s in frame.columns]
     frame = frame[schedules]
     for schedule in schedules[1:]:
-        col = mine[mine["schedule"] == schedule].set_index(["factor", "label"])
+        col = mine[mine["schedule"] == schedule].set_index(index)
         frame[f"{schedule} collapses"] = [
             f"{col.loc[i, 'collapsed_runs']}" + (f", from σ0 {col.loc[i, 'collapse_from']:g}"
                                                  if not math.isnan(col.loc[i, "collapse_from"]) else "")
@@ -144,7 +131,8 @@ def table(out: pd.DataFrame, rule: str) -> pd.DataFrame:
 
 def reductions_figure(out: pd.DataFrame, rules=("table1", "table2")):
     """Per variant (grouped by factor), the largest spike reduction of each of its schedules under
-    each rule; 'none' where no point qualified, a cross with the smallest sigma0 that collapsed."""
+    each rule; 'none' where no point qualified, a cross with the smallest sigma0 that collapsed.
+    The first seed's; with several, the panel titles say which."""
     from matplotlib.patches import Patch
 
     mine = out[(out["schedule"] != "baseline") & (out["seed"] == out["seed"].min())]
@@ -168,7 +156,9 @@ def reductions_figure(out: pd.DataFrame, rules=("table1", "table2")):
                 text += f"  ✗ σ0≥{row['collapse_from']:g}"
             ax.text(max(value, 0) + 1, pos, text, va="center", fontsize=7)
         ax.axvline(60, color="grey", linestyle=":", linewidth=1)
-        ax.set_title(RULE_NAMES[rule], fontsize=10)
+        seeds = sorted(out["seed"].unique())
+        ax.set_title(RULE_NAMES[rule] + (f" (seed {seeds[0]} of {len(seeds)} seeds)" if len(seeds) > 1 else ""),
+                     fontsize=10)
         ax.set_xlabel("fewer validation spikes than the variant's baseline (%)", fontsize=9)
         ax.set_xlim(min(-20, ax.get_xlim()[0]), 100)
     axes[0][0].set_yticks(ticks, variants, fontsize=8)
@@ -182,7 +172,7 @@ def reductions_figure(out: pd.DataFrame, rules=("table1", "table2")):
 
 def sparsity_accuracy_figure(pts: pd.DataFrame, ncols: int = 4):
     """Per variant, every (sigma0, epoch) point on validation: accuracy against spikes relative
-    to the variant's baseline at its best epoch; crosses are silent points (`runs`)."""
+    to the variant's baseline at its best epoch; crosses are `lib.select.silent` points."""
     variants = list(dict.fromkeys(pts["variant"]))
     nrows = math.ceil(len(variants) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.8 * nrows), sharey=True, squeeze=False)
@@ -197,7 +187,7 @@ def sparsity_accuracy_figure(pts: pd.DataFrame, ncols: int = 4):
         else:
             scale = vpts["val_spikes"].max() or 1.0
         for schedule, group in vpts.groupby("schedule", sort=False):
-            silent = group["val_spikes"] <= SILENT_FRACTION * scale
+            silent = select.silent(group)
             alive, dead = group[~silent], group[silent]
             ax.scatter(alive["val_spikes"] / scale, alive["val_accuracy"], s=10, alpha=0.6,
                        color="black" if schedule == "baseline" else PALETTE[schedule], label=schedule)
@@ -222,11 +212,13 @@ def sparsity_accuracy_figure(pts: pd.DataFrame, ncols: int = 4):
 
 
 def layer_reductions(out: pd.DataFrame, pts: pd.DataFrame, rule: str = "table1") -> pd.DataFrame:
-    """Per variant and schedule, the selected point's validation spikes per layer relative to its
-    baseline's selected point (1 - mine / baseline's, per layer): which layers the loss reaches."""
-    mine = out[(out["rule"] == rule) & (out["note"] == "") & (out["seed"] == out["seed"].min())]
+    """Per variant and schedule (and seed, with several), the selected point's validation spikes
+    per layer relative to its baseline's selected point (1 - mine / baseline's, per layer):
+    which layers the loss reaches."""
+    mine = out[(out["rule"] == rule) & (out["note"] == "")]
+    several = mine["seed"].nunique() > 1
     rows = []
-    for variant, group in mine.groupby("variant", sort=False):
+    for (variant, seed), group in mine.groupby(["variant", "seed"], sort=False):
         layers = {}
         for _, row in group.iterrows():
             point = pts[(pts["variant"] == variant) & (pts["schedule"] == row["schedule"])
@@ -239,7 +231,7 @@ def layer_reductions(out: pd.DataFrame, pts: pd.DataFrame, rule: str = "table1")
             if schedule != "baseline":
                 with np.errstate(divide="ignore", invalid="ignore"):
                     change = 1 - spikes / layers["baseline"]
-                rows.append({"variant": variant, "schedule": schedule,
+                rows.append({"variant": variant, **({"seed": seed} if several else {}), "schedule": schedule,
                              **{f"lif{i + 1}": c for i, c in enumerate(change)},
                              **{f"baseline lif{i + 1}": b for i, b in enumerate(layers["baseline"])}})
     return pd.DataFrame(rows)

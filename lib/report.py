@@ -1,26 +1,24 @@
-"""Collect a profile's run records and write Tables 1 and 2 (Markdown, CSV, LaTeX).
+"""Tables 1 and 2 (Markdown, CSV, LaTeX) from a profile's complete records.
 
-Reads `results/<profile>/<run-id>/record.json` of every run of the profile's grid
-(`lib.sweep`), never trains. Runs without a complete record are listed as missing,
-with their state and the notebook to read. The tables hold, per loss function, the
-selected sigma0 and training epochs (`lib.select`), the test accuracy, average spike
-count, SynOps and energy per image (`lib.energy`; the caption states the constants and
-the same LeNet's energy as a non-spiking network), the spike reduction against the
-baseline row, and the paper's own row beside ours (`lib.paper`), labelled as such. The
-regulariser baselines (`lib.schedules.REGULARISERS`) are rows like the paper's schedules,
-with no paper row. With several seeds every number is mean ± sd over them.
+Takes the complete records of a profile's runs as `lib.sweep.collect` reads them, never
+trains; the runs without a complete record are named in the caption with their state.
+The tables hold, per loss function, the selected sigma0 and training epochs (`lib.select`),
+the test accuracy, average spike count, SynOps and energy per image (`lib.energy`; the
+caption states the constants and the same LeNet's energy as a non-spiking network), the
+spike reduction against the baseline row, and the paper's own row beside ours
+(`lib.paper`), labelled as such. The regulariser baselines (`lib.schedules.REGULARISERS`)
+are rows like the paper's schedules, with no paper row. With several seeds every number is
+mean ± sd over them.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from . import paper, sweep
+from . import paper
 
 LOSS_FUNCTION = {  # row labels: the paper's, then the regulariser baselines (ours)
     **paper.LOSS_FUNCTION,
@@ -28,28 +26,6 @@ LOSS_FUNCTION = {  # row labels: the paper's, then the regulariser baselines (ou
     "synops": "C.E. + SynOps (after Sorbaro et al. 2020)",
     "layer_weighted": "C.E. + layer-weighted spikeCount",
 }
-
-
-@dataclass
-class Collected:
-    profile: sweep.Profile
-    records: list  # complete records, each with its "run_id"
-    missing: pd.DataFrame  # run_id, state, notebook
-
-
-def collect(profile: str, results="results") -> Collected:
-    """The complete records of a profile's runs, and what is missing."""
-    prof = sweep.load_profile(profile)
-    records, missing = [], []
-    for run in prof.runs:
-        folder = sweep.run_dir(prof, run, Path(results))
-        state = sweep.state(prof, run, Path(results))
-        if state == "complete":
-            records.append({**json.loads((folder / "record.json").read_text()), "run_id": run.id})
-        else:
-            notebook = folder / "partial" / "train.ipynb"
-            missing.append({"run_id": run.id, "state": state, "notebook": str(notebook) if notebook.exists() else ""})
-    return Collected(prof, records, pd.DataFrame(missing, columns=["run_id", "state", "notebook"]))
 
 
 CAPTIONS = {
@@ -71,15 +47,16 @@ def energy_note(records) -> str:
             f"non-spiking network: {ref['ann_macs']:,} MACs, {ref['ann_energy_pj'] / 1e6:.2f} µJ.")
 
 
-def caption(name: str, collected: Collected) -> str:
-    """The table's title, the profile, what energy counts, and which runs it lacks."""
+def caption(name: str, collected) -> str:
+    """The table's title, the profile, what energy counts, and which runs it lacks
+    (`collected`: a `lib.sweep.Collected`)."""
     total = len(collected.profile.runs)
     text = (f"{CAPTIONS[name]} (profile {collected.profile.name}: {len(collected.records)} of {total} runs; "
             f"test accuracy, spikes and SynOps per image of the selected point, mean ± sd over the seeds "
             f"when there are several; paper columns: {paper.CITATION}, in the paper's units)."
             + energy_note(collected.records))
-    if len(collected.missing):
-        text += " Missing runs: " + ", ".join(f"{r.run_id} ({r.state})" for r in collected.missing.itertuples()) + "."
+    if collected.missing:
+        text += " Missing runs: " + ", ".join(f"{m['run_id']} ({m['state']})" for m in collected.missing) + "."
     return text
 
 

@@ -109,15 +109,20 @@ def summarise(selected: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["schedule", "seeds", "sigma0", "epoch", *stats, "notes"])
 
 
+def silent(pts: pd.DataFrame) -> pd.Series:
+    """Per point: has a hidden layer not one validation spike? The layers after a silent one
+    receive nothing, so the readout is the same for every image (chance accuracy), and the
+    surrogate passes no gradient back through it, whatever the layers before it still do.
+    This is the one collapse rule: a run *collapses* when its last epoch is silent."""
+    return pts["val_spikes_per_layer"].map(lambda layers: min(layers) == 0).astype(bool)
+
+
 def collapsed(pts: pd.DataFrame) -> pd.DataFrame:
-    """Runs whose last epoch has a hidden layer without a single validation spike, with the
-    first epoch one was silent. The layers after a silent one receive nothing, so the readout
-    is the same for every image (chance accuracy), and the surrogate passes no gradient back
-    through it: a collapse, whatever the layers before it still do."""
-    silent = pts["val_spikes_per_layer"].map(lambda layers: min(layers) == 0)
+    """Runs whose last epoch is `silent`, with the first epoch one was."""
+    quiet = silent(pts)
     last = pts.sort_values("epoch").groupby("run_id", sort=False).tail(1)
-    dead = last[silent.loc[last.index]]
-    first = pts[silent].groupby("run_id")["epoch"].min().rename("silent_from_epoch")
+    dead = last[quiet.loc[last.index]]
+    first = pts[quiet].groupby("run_id")["epoch"].min().rename("silent_from_epoch")
     columns = ["run_id", "schedule", "sigma0", "seed", "val_accuracy", "val_spikes"]
     return dead[columns].join(first, on="run_id").reset_index(drop=True)
 

@@ -10,75 +10,154 @@ A profile is a YAML file `params/<name>.yaml`: run parameters (keys of
         linear: [1.0e-6, 2.0e-6]
 
 which expands to runs = schedules x sigma0 values x seeds, each with a stable id such
-as `linear-s2e-06-seed0` or `baseline-seed0`. An unknown key anywhere is an error.
-Because the run parameters sit at the top level, `papermill ... -f params/<name>.yaml`
-also works for a single run (papermill passes `grid` along; the notebook ignores it).
+as `linear-s2e-06-seed0` or `baseline-seed0`, living in `results/<profile>/<run-id>/`.
+An unknown or repeated key anywhere is an error naming the file and line. Because the run
+parameters sit at the top level, `papermill ... -f params/<name>.yaml` also works for a
+single run (the notebook accepts `grid` and `factors` by name and ignores them).
 
-Each run lives in `results/<profile>/<run-id>/`. It is executed in `partial/` there,
-and only when its record is complete are the executed notebook and then `record.json`
-moved up (`os.replace`, atomic). So `record.json` exists iff the run is complete: it
-is a real make target, an interrupted sweep resumes where it stopped, and a failed
-run leaves `partial/train.ipynb` to read.
+A profile may also carry `factors` (an ablation study: one factor changed at a time):
 
-    python -m lib.sweep check  PROFILE        validate, print the runs and their state
-    python -m lib.sweep records PROFILE       record paths of every run (for make)
-    python -m lib.sweep run    PROFILE RUN-ID execute one run (make calls this per record)
-    python -m lib.sweep status PROFILE        report; exit 1 if a run is not complete
-    python -m lib.sweep prune  PROFILE        move runs whose record no longer matches the
-                                              profile (edited since) to <profile>/.stale/
+    factors:                       # factor -> value label -> what it changes
+      surrogate:
+        width3: {surrogate_scale: 3.0}
+        fast1: {surrogate: fast_sigmoid, grid: {seeds: [0], sigma0: {...}}}
+
+Then every value is a *variant* with its own baseline: `base` (the top-level setting) and
+`<factor>-<label>` for each value, in the file's order (make runs them in that order). A
+variant may replace the grid (its sigma0 are in its own setting's unit). Its runs have
+ids `<variant>/<run-id>` and live in `results/<profile>/<variant>/<run-id>/`.
+
+Each run is executed in `partial/` of its folder, holding `.lock` there (`fcntl.flock`:
+the kernel releases it when the process dies, so a crashed sweep never blocks the next;
+a second sweep skips a run in progress). Only a complete run's executed notebook and then
+its `record.json` are moved up (`finish`, atomic). So `record.json` exists iff the run is
+complete: it is make's target, an interrupted sweep resumes where it stopped, and a failed
+run leaves `partial/train.ipynb` to read. A run's state (`state`): complete; stale (its
+record's parameters differ from the profile's now); unreadable (a `record.json`
+`lib.record.load` refuses); failed (with the run's own error); running (locked by another
+sweep); incomplete (interrupted); pending. `prune` moves stale and unreadable runs to
+`<profile>/.stale/` and `<profile>/.unreadable/` (nothing is deleted), to be trained again.
+`collect` is the one reader of a sweep's records, for the tables, the study and `status`.
+
+    python -m lib.sweep check   PROFILE         validate (and find CIFAR-10 if a run must train);
+                                                print every run and its state
+    python -m lib.sweep records PROFILE         record paths of every run (for make)
+    python -m lib.sweep run     PROFILE RUN-ID  execute one run (make calls this per record)
+    python -m lib.sweep prune   PROFILE         move stale and unreadable runs aside
+    python -m lib.sweep tables  PROFILE         execute the report notebook on the complete records:
+                                                notebooks/tables.ipynb (ablations.ipynb with factors)
+    python -m lib.sweep status  PROFILE         report; exit 1 if a run is not complete
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
-import json
+import errno
+import fcntl
 import math
 import os
 import re
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from . import schedules
+from . import record, schedules
 from .train import Params
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_DIR = REPO / "params"
-TRAIN_NOTEBOOK = REPO / "notebooks" / "train.ipynb"
+NOTEBOOKS = REPO / "notebooks"
+TRAIN_NOTEBOOK = NOTEBOOKS / "train.ipynb"
 GRID_KEYS = ("seeds", "sigma0")
 SET_BY_GRID = ("schedule", "sigma0", "seed", "output_dir")  # differ per run: never in the run parameters
+BASE = "base"  # the variant of a profile with factors that changes nothing
+FACTOR = re.compile(r"[A-Za-z0-9_.]+")
+LABEL = re.compile(r"[A-Za-z0-9_.-]+")  # a factor has no "-": <factor>-<label> stays unambiguous
+LOCK = ".lock"
 
 
 @dataclass(frozen=True)
 class Run:
-    """One point of a grid."""
+    """One point of a grid (of one variant, for a profile with factors)."""
 
     schedule: str
     sigma0: float
     seed: int
+    variant: str = ""  # "" in a profile without factors
 
     @property
     def id(self) -> str:
-        if self.schedule == "baseline":
-            return f"baseline-seed{self.seed}"
-        return f"{self.schedule}-s{self.sigma0:g}-seed{self.seed}"
+        name = f"baseline-seed{self.seed}" if self.schedule == "baseline" else \
+            f"{self.schedule}-s{self.sigma0:g}-seed{self.seed}"
+        return f"{self.variant}/{name}" if self.variant else name
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str  # "" (no factors), "base", or "<factor>-<label>"
+    factor: str  # "" (no factors), "base", or the factor
+    label: str  # "" (no factors), "default", or the factor's value as named in the file
+    params: dict  # run parameters of its runs
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
-    params: dict  # run parameters shared by every run
-    runs: tuple  # of Run, in grid order
+    params: dict  # the top-level run parameters (the base setting, with factors)
+    runs: tuple  # of Run, variant by variant, each in grid order
+    variants: tuple  # of Variant; one, named "", without factors
+
+    @property
+    def has_factors(self) -> bool:
+        return self.variants[0].name != ""
+
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise ValueError(f"no variant {name!r} in profile {self.name!r}; variants: "
+                         f"{', '.join(v.name for v in self.variants)}")
 
     def run(self, run_id: str) -> Run:
         for r in self.runs:
             if r.id == run_id:
                 return r
         raise ValueError(f"no run {run_id!r} in profile {self.name!r}; runs: {', '.join(r.id for r in self.runs)}")
+
+
+# ---------------------------------------------------------------------------
+# Reading and checking profiles.
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """pyyaml's safe loader, refusing a mapping that repeats a key (pyyaml keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, f"repeated key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: Path):
+    """The YAML file's contents; ValueError naming the file and line of a syntax error or repeated key."""
+    try:
+        return yaml.load(path.read_text(), Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        raise ValueError(f"{path}, line {mark.line + 1}, column {mark.column + 1}: {err.problem}") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: {err}") from None
 
 
 def profile_path(profile: str) -> Path:
@@ -88,9 +167,11 @@ def profile_path(profile: str) -> Path:
 
 
 def _refuse_number_string(value, where):
-    """YAML 1.1 (pyyaml) reads 1e-6 as the string '1e-6'; 1.0e-6 is a float."""
+    """YAML 1.1 (pyyaml, and papermill's -f) reads a float only with a dot and a signed
+    exponent: 1.0e-6 is a float, 1e-6 and 1.0e6 are strings."""
     if isinstance(value, str) and re.fullmatch(r"[-+]?\d*\.?\d+[eE][-+]?\d+", value):
-        raise ValueError(f"{where}: {value!r} is a string to YAML; write it with a dot, e.g. 1.0e-6")
+        hint = "write its exponent with a sign, e.g. 1.0e+6" if "." in value else "write it with a dot, e.g. 1.0e-6"
+        raise ValueError(f"{where}: {value!r} is a string to YAML; {hint}")
 
 
 def _number(value, where):
@@ -100,15 +181,14 @@ def _number(value, where):
     return float(value)
 
 
-def parse_profile(name: str, values: dict) -> Profile:
-    """Validate a profile's contents (see the module docstring) and expand its grid."""
-    if not isinstance(values, dict):
-        raise ValueError(f"profile {name!r} must be a mapping of parameters and a grid")
+def _setting(name: str, values: dict) -> tuple[dict, list]:
+    """(run parameters, [(schedule, sigma0, seed), ...]) of one setting: parameters and a grid."""
     fields = {f.name for f in dataclasses.fields(Params)}
     unknown = sorted(set(values) - fields - {"grid"})
     if unknown:
         valid = sorted(fields - set(SET_BY_GRID))
-        raise ValueError(f"profile {name!r}: unknown key(s) {', '.join(unknown)}; valid: grid, {', '.join(valid)}")
+        raise ValueError(f"profile {name!r}: unknown key(s) {', '.join(unknown)}; "
+                         f"valid: factors, grid, {', '.join(valid)}")
     for key in SET_BY_GRID:
         if key in values:
             raise ValueError(f"profile {name!r}: {key} is set per run by the sweep (grid), not a run parameter")
@@ -132,7 +212,7 @@ def parse_profile(name: str, values: dict) -> Profile:
     sigmas = grid.get("sigma0")
     if not isinstance(sigmas, dict) or "baseline" not in sigmas:
         raise ValueError(f"profile {name!r}: grid.sigma0 must map schedules to sigma0 lists and include baseline")
-    runs = []
+    points = []
     for schedule, sigma0s in sigmas.items():
         try:
             schedules.check(schedule)
@@ -147,12 +227,51 @@ def parse_profile(name: str, values: dict) -> Profile:
             raise ValueError(f"{where}: give a non-empty list of sigma0 values, or leave the schedule out")
         else:
             sigma0s = [_number(v, where) for v in sigma0s]
-        runs += [Run(schedule, s, seed) for s in sigma0s for seed in seeds]
-    ids = [r.id for r in runs]
+        points += [(schedule, s, seed) for s in sigma0s for seed in seeds]
+    return params, points
+
+
+def _variants(name: str, values: dict, factors) -> list[tuple[Variant, dict]]:
+    """(variant, its setting) for a profile with factors: base first, then the file's order."""
+    if not isinstance(factors, dict):  # {} is the base setting alone (a confirmation)
+        raise ValueError(f"profile {name!r}: factors must map factor names to {{label: changes}}")
+    base = {k: v for k, v in values.items() if k != "grid"}
+    out = [(Variant(BASE, BASE, "default", {}), values)]
+    for factor, labels in factors.items():
+        if factor == BASE or not FACTOR.fullmatch(str(factor)) or not isinstance(labels, dict) or not labels:
+            raise ValueError(f"profile {name!r}: factor {factor!r} must be a name (not {BASE!r}, letters, digits, "
+                             "_ and .) mapping value labels to changes")
+        for label, changes in labels.items():
+            where = f"profile {name!r}: {factor}.{label}"
+            if not LABEL.fullmatch(str(label)):
+                raise ValueError(f"{where}: a label is letters, digits, _, . and - only")
+            if not isinstance(changes, dict):
+                raise ValueError(f"{where}: give the changed parameters as a mapping")
+            setting = {**base, **changes, "grid": changes.get("grid", values.get("grid"))}
+            out.append((Variant(f"{factor}-{label}", factor, str(label), {}), setting))
+    return out
+
+
+def parse_profile(name: str, values: dict) -> Profile:
+    """Validate a profile's contents (see the module docstring) and expand its grid(s)."""
+    if not isinstance(values, dict):
+        raise ValueError(f"profile {name!r} must be a mapping of parameters and a grid")
+    if "factors" not in values:
+        params, points = _setting(name, values)
+        profile = Profile(name, params, tuple(Run(*p) for p in points), (Variant("", "", "", params),))
+    else:
+        plain = {k: v for k, v in values.items() if k != "factors"}
+        variants, runs = [], []
+        for variant, setting in _variants(name, plain, values["factors"]):
+            params, points = _setting(f"{name}/{variant.name}", setting)
+            variants.append(dataclasses.replace(variant, params=params))
+            runs += [Run(*p, variant=variant.name) for p in points]
+        profile = Profile(name, variants[0].params, tuple(runs), tuple(variants))
+    ids = [r.id for r in profile.runs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ValueError(f"profile {name!r}: repeated runs {', '.join(duplicates)}")
-    return Profile(name, params, tuple(runs))
+    return profile
 
 
 def load_profile(profile: str) -> Profile:
@@ -160,7 +279,7 @@ def load_profile(profile: str) -> Profile:
     if not path.is_file():
         available = ", ".join(sorted(p.stem for p in PARAMS_DIR.glob("*.yaml")))
         raise FileNotFoundError(f"no profile {path}; available: {available}")
-    return parse_profile(path.stem, yaml.safe_load(path.read_text()))
+    return parse_profile(path.stem, read_yaml(path))
 
 
 # ---------------------------------------------------------------------------
@@ -173,9 +292,10 @@ def run_dir(profile: Profile, run: Run, results: Path) -> Path:
 
 def run_params(profile: Profile, run: Run, results: Path, jobs: int = 1) -> dict:
     """The notebook parameters of one run. Unset `threads` share the CPU cores among `jobs`."""
-    threads = profile.params.get("threads") or max(1, (os.cpu_count() or 1) // max(1, jobs))
+    params = profile.variant(run.variant).params
+    threads = params.get("threads") or max(1, (os.cpu_count() or 1) // max(1, jobs))
     return {
-        **profile.params,
+        **params,
         "schedule": run.schedule,
         "sigma0": run.sigma0,
         "seed": run.seed,
@@ -188,44 +308,136 @@ def run_params(profile: Profile, run: Run, results: Path, jobs: int = 1) -> dict
 NOT_COMPARED = ("threads", "output_dir", "progress", "data_dir", "cache_dir", "device", "eval_batch_size")
 
 
-def stale_keys(profile: Profile, run: Run, record: dict) -> list[str]:
+def stale_keys(profile: Profile, run: Run, rec: dict) -> list[str]:
     """The run parameters on which a complete record disagrees with the profile as it is now
     (a parameter the record predates counts as its default)."""
     defaults = dataclasses.asdict(Params())
-    expected = {**defaults, **profile.params, "schedule": run.schedule, "sigma0": run.sigma0, "seed": run.seed}
-    recorded = {**defaults, **record["params"]}
+    expected = {**defaults, **profile.variant(run.variant).params,
+                "schedule": run.schedule, "sigma0": run.sigma0, "seed": run.seed}
+    recorded = {**defaults, **rec["params"]}
     return sorted(k for k, v in expected.items() if k not in NOT_COMPARED and recorded[k] != v)
 
 
-def state(profile: Profile, run: Run, results: Path) -> str:
-    """complete | stale (complete, but the profile changed since) | failed | incomplete
-    (interrupted or still running) | pending."""
+def locked(folder: Path) -> bool:
+    """Whether a live process holds the run folder's lock (see `run_lock`)."""
+    try:
+        fd = os.open(folder / "partial" / LOCK, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: probes never block one another
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path, wait: float = 2.0):
+    """Hold `folder/partial/.lock` exclusively while the block runs; yields False (without
+    waiting for it) when another live process holds it. `wait` covers a `locked` probe's
+    instant; the kernel drops the lock of a dead process, so an orphan never blocks."""
+    path = folder / "partial" / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() > deadline:
+                yield False
+                return
+            time.sleep(0.1)
+            continue
+        try:  # the previous holder removes the file when done: lock the file that is there now
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def notebook_error(notebook: Path) -> str | None:
+    """'Type: message' of the first error output of an executed notebook, if any."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except (OSError, ValueError):
+        return None
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return f"{out.get('ename')}: {out.get('evalue')}"
+    return None
+
+
+@dataclass(frozen=True)
+class RunState:
+    state: str  # complete | stale | unreadable | failed | running | incomplete | pending
+    detail: str  # why (stale keys, the load error, the run's own error); "" when nothing to say
+    record: dict | None  # the complete record (state complete or stale)
+
+
+def inspect(profile: Profile, run: Run, results: Path) -> RunState:
+    """The state of one run (module docstring), with its detail and its complete record."""
     folder = run_dir(profile, run, results)
     if (folder / "record.json").is_file():
-        record = json.loads((folder / "record.json").read_text())
-        return "stale" if stale_keys(profile, run, record) else "complete"
-    partial = folder / "partial" / "record.json"
-    if partial.is_file():
-        return "failed" if json.loads(partial.read_text())["status"] == "failed" else "incomplete"
-    return "incomplete" if (folder / "partial").exists() else "pending"
+        try:
+            rec = record.load(folder / "record.json", complete=True)
+        except record.RecordError as err:
+            return RunState("unreadable", str(err), None)
+        keys = stale_keys(profile, run, rec)
+        return RunState("stale", f"differs in {', '.join(keys)}", rec) if keys else RunState("complete", "", rec)
+    partial = folder / "partial"
+    if not partial.exists():
+        return RunState("pending", "", None)
+    if locked(folder):
+        return RunState("running", "in progress in another sweep", None)
+    reason = inspect_failure(partial)  # a running record has none: then only the notebook's error
+    return RunState("failed", reason, None) if reason else RunState("incomplete", "interrupted", None)
 
 
-def prune(profile: Profile, results: Path) -> list[Path]:
-    """Move the stale runs' folders aside, to `<profile>/.stale/`, so that they are trained
-    again as the profile now says; nothing is deleted. Returns where they went."""
+def state(profile: Profile, run: Run, results: Path) -> str:
+    return inspect(profile, run, results).state
+
+
+def _move_aside(folder: Path, where: str) -> Path:
+    target = folder.parent / where / folder.name
+    n = 1
+    while target.exists():
+        n += 1
+        target = folder.parent / where / f"{folder.name}-{n}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(folder, target)
+    return target
+
+
+def prune(profile: Profile, results: Path) -> list[tuple[str, str, Path]]:
+    """Move stale and unreadable runs' folders aside, to `.stale/` and `.unreadable/` beside
+    them, so that they are trained again as the profile now says; nothing is deleted.
+    Returns (state, detail, where it went) per run moved."""
     moved = []
     for run in profile.runs:
-        if state(profile, run, results) == "stale":
-            folder = run_dir(profile, run, results)
-            target = folder.parent / ".stale" / folder.name
-            n = 1
-            while target.exists():
-                n += 1
-                target = folder.parent / ".stale" / f"{folder.name}-{n}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(folder, target)
-            moved.append(target)
+        s = inspect(profile, run, results)
+        if s.state in ("stale", "unreadable"):
+            moved.append((s.state, s.detail, _move_aside(run_dir(profile, run, results), f".{s.state}")))
     return moved
+
+
+# ---------------------------------------------------------------------------
+# Executing runs.
 
 
 def jobs_from_make(makeflags: str) -> int:
@@ -235,59 +447,171 @@ def jobs_from_make(makeflags: str) -> int:
 
 
 class RunFailed(RuntimeError):
-    """A run did not complete; the message names the notebook to read."""
+    """A run did not complete; the message gives its own error and names the notebook to read."""
 
 
-def execute(profile: Profile, run: Run, results: Path, jobs: int = 1, log_output: bool = False) -> Path:
-    """Execute one run through papermill; return its complete record's path.
+def _replace(source: Path, target: Path) -> None:
+    """os.replace, or across file systems a copy beside `target` renamed into place."""
+    try:
+        os.replace(source, target)
+    except OSError as err:
+        if err.errno != errno.EXDEV:
+            raise
+        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+        shutil.copytree(source, tmp) if source.is_dir() else shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        shutil.rmtree(source) if source.is_dir() else source.unlink()
+
+
+def finish(profile: Profile, run: Run, results: Path, notebook_path: Path, rec, extras=()) -> Path:
+    """Move an executed notebook (and `extras`, other outputs such as checkpoints) into the run
+    folder, then the complete record, last: `rec` is a `record.json` path (moved) or a record
+    (written atomically). RunFailed if the record is not complete. Returns the record's path.
+    Any executor (this module's `execute`, a cluster's driver) ends a run through here."""
+    folder = run_dir(profile, run, results)
+    if isinstance(rec, (str, Path)):
+        checked = record.load(rec)
+    else:
+        checked = record.upgrade(rec)
+        record.check(checked)
+    if checked["status"] != "complete":
+        raise RunFailed(f"run {run.id} {checked['status']}: {checked.get('reason')}; read {notebook_path}")
+    try:
+        record.check(checked, complete=True)
+    except ValueError as err:
+        raise RunFailed(f"run {run.id}: record not complete: {err}") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    _replace(Path(notebook_path), folder / "train.ipynb")
+    for extra in map(Path, extras):
+        _replace(extra, folder / extra.name)
+    target = folder / "record.json"
+    if isinstance(rec, (str, Path)):
+        _replace(Path(rec), target)
+    else:
+        record.write(target, rec)
+    return target  # the run is now complete
+
+
+def execute(profile: Profile, run: Run, results: Path, jobs: int = 1, log_output: bool = False) -> Path | None:
+    """Execute one run through papermill; return its complete record's path, or None when
+    another live sweep holds the run (it is skipped).
 
     Runs in `partial/` from scratch (whatever an interrupted attempt left there is
-    removed), then moves the notebook and, last, the record up: see the module docstring.
+    removed), then `finish` moves the notebook and, last, the record up.
     """
     import papermill
 
     folder = run_dir(profile, run, results)
     partial = folder / "partial"
+    with run_lock(folder) as mine:
+        if not mine:
+            return None
+        if (folder / "record.json").is_file():  # another sweep finished it while we waited
+            return folder / "record.json"
+        for entry in partial.iterdir():
+            if entry.name != LOCK:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        notebook = partial / "train.ipynb"
+        try:
+            papermill.execute_notebook(
+                str(TRAIN_NOTEBOOK), str(notebook), parameters=run_params(profile, run, results, jobs),
+                progress_bar=False, log_output=log_output, cwd=str(REPO),
+            )
+        except Exception as err:
+            reason = inspect_failure(partial) or f"{getattr(err, 'ename', type(err).__name__)}: " \
+                f"{getattr(err, 'evalue', err)}"
+            raise RunFailed(f"run {run.id} failed: {reason}; read {notebook}") from err
+        extras = [e for e in partial.iterdir() if e.name not in (LOCK, "train.ipynb", "record.json")]
+        path = finish(profile, run, results, notebook, partial / "record.json", extras)
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    notebook = partial / "train.ipynb"
+    return path
+
+
+def inspect_failure(partial: Path) -> str | None:
+    """The run's own error: its partial record's reason, else the executed notebook's error."""
     try:
-        papermill.execute_notebook(
-            str(TRAIN_NOTEBOOK), str(notebook), parameters=run_params(profile, run, results, jobs),
-            progress_bar=False, log_output=log_output, cwd=str(REPO),
-        )
-    except Exception as err:
-        record = partial / "record.json"
-        reason = json.loads(record.read_text())["reason"] if record.is_file() else f"{type(err).__name__}"
-        raise RunFailed(f"run {run.id} failed: {reason}; read {notebook}") from err
-    record = json.loads((partial / "record.json").read_text())
-    if record["status"] != "complete":  # the notebook asserts this; a changed notebook might not
-        raise RunFailed(f"run {run.id} {record['status']}: {record['reason']}; read {notebook}")
-    os.replace(notebook, folder / "train.ipynb")
-    os.replace(partial / "record.json", folder / "record.json")  # last: the run is now complete
-    shutil.rmtree(partial)
-    return folder / "record.json"
+        rec = record.load(partial / "record.json")
+    except record.RecordError:
+        rec = None
+    if rec is not None and rec.get("reason"):
+        return rec["reason"]
+    return notebook_error(partial / "train.ipynb")
 
 
-def report(profile: Profile, results: Path) -> tuple[str, bool]:
-    """A line per run that is not complete, naming the notebook to read; (text, all complete?)."""
-    lines, states = [], {r.id: state(profile, r, results) for r in profile.runs}
-    for r in profile.runs:
-        if states[r.id] != "complete":
-            notebook = run_dir(profile, r, results) / "partial" / "train.ipynb"
-            where = f"  (read {notebook})" if notebook.exists() else ""
-            lines.append(f"  {states[r.id]:10s} {r.id}{where}")
-    done = sum(s == "complete" for s in states.values())
-    head = f"profile {profile.name}: {done} of {len(states)} runs complete"
-    return "\n".join([head, *lines]), done == len(states)
+# ---------------------------------------------------------------------------
+# Reading a sweep: the one collector.
+
+
+@dataclass
+class Collected:
+    profile: Profile
+    records: list  # complete records (lib.record.load), each with its "run_id"
+    missing: list  # a dict per run without a complete record: run_id, state, detail, notebook
+
+
+def collect(profile: Profile | str, results="results") -> Collected:
+    """The complete records of a profile's runs (checked by `lib.record.load(complete=True)`,
+    stale ones left out), and what is missing, in the profile's run order."""
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    records, missing = [], []
+    for run in prof.runs:
+        s = inspect(prof, run, Path(results))
+        if s.state == "complete":
+            records.append({**s.record, "run_id": run.id})
+        else:
+            notebook = run_dir(prof, run, Path(results)) / "partial" / "train.ipynb"
+            missing.append({"run_id": run.id, "state": s.state, "detail": s.detail,
+                            "notebook": str(notebook) if notebook.exists() else ""})
+    return Collected(prof, records, missing)
+
+
+def report(collected: Collected) -> tuple[str, bool]:
+    """A line per run that is not complete, with why and the notebook to read; (text, all complete?)."""
+    lines = []
+    for m in collected.missing:
+        why = f": {m['detail']}" if m["detail"] else ""
+        where = f"  (read {m['notebook']})" if m["notebook"] else ""
+        lines.append(f"  {m['state']:10s} {m['run_id']}{why}{where}")
+    total = len(collected.profile.runs)
+    head = f"profile {collected.profile.name}: {len(collected.records)} of {total} runs complete"
+    return "\n".join([head, *lines]), not collected.missing
+
+
+def tables(profile: str, results: Path, figures: Path) -> Path | None:
+    """Execute the profile's report notebook (tables.ipynb; ablations.ipynb with factors) on its
+    complete records into results/<profile>/; None (and nothing run) without a complete record."""
+    import papermill
+
+    path = profile_path(profile).resolve()
+    collected = collect(str(path), results)
+    if not collected.records:
+        return None
+    name = "ablations" if collected.profile.has_factors else "tables"
+    out = Path(results) / collected.profile.name / f"{name}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(
+        str(NOTEBOOKS / f"{name}.ipynb"), str(out), progress_bar=False, cwd=str(REPO),
+        parameters={"profile": str(path), "results_dir": str(Path(results).resolve()),
+                    "figures_dir": str(Path(figures).resolve())},
+    )
+    return out
+
+
+def check_data(profile: Profile, results: Path) -> None:
+    """DataNotFoundError (naming CIFAR10_DIR and both layouts) if a run must train and finds no data."""
+    from . import data
+
+    if any(state(profile, r, results) != "complete" for r in profile.runs):
+        data.resolve_data_dir(profile.params.get("data_dir") or None)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.sweep", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("check", "records", "run", "status", "prune"))
+    parser.add_argument("command", choices=("check", "records", "run", "prune", "tables", "status"))
     parser.add_argument("profile", help="a name in params/ (quick) or a YAML path")
-    parser.add_argument("run_id", nargs="?", help="for `run`: the run to execute")
+    parser.add_argument("run_id", nargs="?", help="for `run`: the run to execute (VARIANT/RUN-ID with factors)")
     parser.add_argument("--results", default="results", help="results folder (default: results)")
+    parser.add_argument("--figures", default=str(REPO / "figures"), help="tables and figures go to FIGURES/<profile>/")
     parser.add_argument("--jobs", type=int, default=0, help="parallel runs sharing the CPU (default: make's -j)")
     args = parser.parse_args(argv)
     try:
@@ -297,25 +621,37 @@ def main(argv=None) -> int:
         return 2
     results = Path(args.results)
     if args.command == "check":
+        try:
+            check_data(profile, results)
+        except FileNotFoundError as err:  # lib.data.DataNotFoundError
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         for r in profile.runs:
-            print(f"{state(profile, r, results):10s} {r.id}")
+            s = inspect(profile, r, results)
+            print(f"{s.state:10s} {r.id}" + (f": {s.detail}" if s.detail else ""))
     elif args.command == "records":
         print(" ".join(str(run_dir(profile, r, results) / "record.json") for r in profile.runs))
     elif args.command == "prune":
-        for path in prune(profile, results):
-            print(f"stale: the profile changed since this run; moved to {path}")
+        for what, detail, path in prune(profile, results):
+            print(f"{what} ({detail}): moved to {path}; it will be trained again")
     elif args.command == "run":
         if not args.run_id:
             parser.error("run needs a RUN-ID")
         jobs = args.jobs or jobs_from_make(os.environ.get("MAKEFLAGS", ""))
         try:
-            print(f"run {args.run_id}", flush=True)
-            execute(profile, profile.run(args.run_id), results, jobs)
+            run = profile.run(args.run_id)
+            print(f"run {profile.name}/{run.id}", flush=True)
+            if execute(profile, run, results, jobs) is None:
+                print(f"skipped {profile.name}/{run.id}: in progress in another sweep "
+                      f"(it holds {run_dir(profile, run, results) / 'partial' / LOCK})", flush=True)
         except (ValueError, RunFailed) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
+    elif args.command == "tables":
+        if tables(args.profile, results, Path(args.figures)) is None:
+            print(f"tables: no complete runs of profile {profile.name} in {results / profile.name}; no tables made")
     else:
-        text, complete = report(profile, results)
+        text, complete = report(collect(profile, results))
         print(text)
         return 0 if complete else 1
     return 0

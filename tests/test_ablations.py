@@ -4,18 +4,20 @@ import json
 import math
 
 import nbformat
+import pandas as pd
 import pytest
 import yaml
 from matplotlib.figure import Figure
 
-from lib import ablations, study, sweep
+from lib import ablations, sweep
 
 STUDY = {
-    "base": {"epochs": 2},
+    "epochs": 2,
     "grid": {"seeds": [0], "sigma0": {"baseline": [], "constant": [1.0, 10.0], "linear": [1.0, 3.0]}},
     "factors": {"lr": {"x": {"lr": 0.01}}},
 }
-# (val_accuracy, val_spikes) per epoch; spikes per layer split 3:1 between lif1 and lif2
+# (val_accuracy, val_spikes) per epoch; spikes per layer split 4:2:1:1 over lif1-lif4, and all in lif1
+# (lif2-lif4 silent: `lib.select.silent`) at 11 spikes or fewer
 RUNS = {
     ("base", "baseline", 0.0): [(0.50, 1000), (0.55, 1200)],  # reference 0.55 at 1,200 spikes
     ("base", "constant", 1.0): [(0.56, 600), (0.54, 300)],  # Table 1: ep 1 (-50 %); Table 2: ep 2 (-75 %)
@@ -26,34 +28,44 @@ RUNS = {
 }
 
 
-def record(schedule, sigma0, rows):
+def layers(spk):
+    return [float(spk), 0.0, 0.0, 0.0] if spk <= 11 else [0.5 * spk, 0.25 * spk, 0.125 * spk, 0.125 * spk]
+
+
+def record(schedule, sigma0, rows, params):
     epochs = [{"epoch": n, "val_accuracy": acc, "val_spikes": float(spk), "test_accuracy": acc - 0.01,
-               "test_spikes": spk + 1.0, "val_spikes_per_layer": [0.75 * spk, 0.25 * spk, 0.0, 0.0],
+               "test_spikes": spk + 1.0, "val_spikes_per_layer": layers(spk),
                "test_spikes_per_layer": [0.75 * spk, 0.25 * spk + 1, 0.0, 0.0],
                # records carry SynOps and energy too (lib.energy); the study does not judge them
                "val_synops": 100.0 * spk, "test_synops": 100.0 * spk, "test_energy_pj": 90.0 * spk,
                "test_synops_per_layer": [75.0 * spk, 25.0 * spk, 0.0, 0.0]}
               for n, (acc, spk) in enumerate(rows, start=1)]
-    return {"params": {"schedule": schedule, "sigma0": sigma0, "seed": 0}, "status": "complete", "epochs": epochs}
+    return {"params": {**params, "schedule": schedule, "sigma0": sigma0, "seed": 0}, "status": "complete",
+            "epochs": epochs}
 
 
 @pytest.fixture
 def made(tmp_path):
     path = tmp_path / "abl.yaml"
     path.write_text(yaml.safe_dump(STUDY))
-    s = study.load_study(str(path))
+    s = sweep.load_profile(str(path))
     results = tmp_path / "results"
     for (variant, schedule, sigma0), rows in RUNS.items():
-        run = sweep.Run(schedule, sigma0, 0)
-        folder = sweep.run_dir(s.variant(variant).profile, run, results)
+        run = sweep.Run(schedule, sigma0, 0, variant)
+        folder = sweep.run_dir(s, run, results)
         folder.mkdir(parents=True)
-        (folder / "record.json").write_text(json.dumps(record(schedule, sigma0, rows)))
+        (folder / "record.json").write_text(json.dumps(record(schedule, sigma0, rows, s.variant(variant).params)))
     return s, results, path
+
+
+def collected_points(s, results):
+    return ablations.points(sweep.collect(s, results))
 
 
 def test_collect_reads_complete_records_and_names_the_missing(made):
     s, results, _ = made
-    pts, missing = ablations.collect(s, results)
+    collected = sweep.collect(s, results)
+    pts, missing = ablations.points(collected), [m["run_id"] for m in collected.missing]
     assert missing == ["lr-x/constant-s1-seed0", "lr-x/constant-s10-seed0", "lr-x/linear-s1-seed0",
                        "lr-x/linear-s3-seed0"]
     assert len(pts) == 12 and set(pts["variant"]) == {"base", "lr-x"}
@@ -61,7 +73,7 @@ def test_collect_reads_complete_records_and_names_the_missing(made):
 
 
 def test_reductions_against_the_variants_own_baseline_per_rule(made):
-    pts, _ = ablations.collect(*made[:2])
+    pts = collected_points(*made[:2])
     out = ablations.outcomes(pts).set_index(["variant", "rule", "schedule"])
     assert out.loc[("base", "table1", "baseline"), "val_spikes"] == 1200
     assert out.loc[("base", "table1", "constant"), "reduction"] == pytest.approx(0.5)
@@ -77,7 +89,7 @@ def test_reductions_against_the_variants_own_baseline_per_rule(made):
 
 
 def test_runs_show_where_collapse_begins(made):
-    pts, _ = ablations.collect(*made[:2])
+    pts = collected_points(*made[:2])
     per_run = ablations.runs(pts).set_index("run_id")
     assert per_run.loc["base/constant-s10-seed0", "collapsed"]
     assert per_run.loc["base/constant-s10-seed0", "first_silent_epoch"] == 2
@@ -88,15 +100,15 @@ def test_runs_show_where_collapse_begins(made):
 
 
 def test_table_layers_and_figures(made):
-    pts, _ = ablations.collect(*made[:2])
+    pts = collected_points(*made[:2])
     out = ablations.outcomes(pts)
     frame = ablations.table(out, "table1")
     base = frame[frame["label"] == "default"].iloc[0]
     assert base["baseline"] == "1200 sp, 55.0 %"
     assert base["constant"] == "-50 % (σ0 1, ep 1)"
     assert base["constant collapses"] == "1 of 2, from σ0 10"
-    layers = ablations.layer_reductions(out, pts).set_index("schedule")
-    assert layers.loc["constant", "lif1"] == pytest.approx(0.5) and layers.loc["constant", "baseline lif1"] == 900
+    per_layer = ablations.layer_reductions(out, pts).set_index("schedule")
+    assert per_layer.loc["constant", "lif1"] == pytest.approx(0.5) and per_layer.loc["constant", "baseline lif1"] == 600
     assert isinstance(ablations.reductions_figure(out), Figure)
     assert isinstance(ablations.sparsity_accuracy_figure(pts), Figure)
 
@@ -109,7 +121,7 @@ def test_the_notebook_reads_records_only_and_writes_figures(made, tmp_path):
     figures = tmp_path / "figures"
     papermill.execute_notebook(
         str(sweep.REPO / "notebooks" / "ablations.ipynb"), str(tmp_path / "out.ipynb"),
-        parameters={"study": str(path), "results_dir": str(results), "figures_dir": str(figures)},
+        parameters={"profile": str(path), "results_dir": str(results), "figures_dir": str(figures)},
         progress_bar=False, cwd=str(sweep.REPO),
     )
     out = figures / "abl"
@@ -117,3 +129,13 @@ def test_the_notebook_reads_records_only_and_writes_figures(made, tmp_path):
         assert (out / f"{name}.png").stat().st_size > 0 and (out / f"{name}.pdf").stat().st_size > 0
     assert "-50 %" in (out / "ablations_table1.md").read_text()
     assert nbformat.read(tmp_path / "out.ipynb", as_version=4).cells
+
+
+def test_several_seeds_give_a_table_row_per_seed(made):
+    pts = collected_points(*made[:2])
+    second = pts.assign(seed=1, val_spikes=pts["val_spikes"] * 2, run_id=pts["run_id"] + "-1")
+    out = ablations.outcomes(pd.concat([pts, second], ignore_index=True))
+    frame = ablations.table(out, "table1")
+    base = frame[frame["label"] == "default"].set_index("seed")
+    assert base.loc[0, "baseline"] == "1200 sp, 55.0 %" and base.loc[1, "baseline"] == "2400 sp, 55.0 %"
+    assert base.loc[1, "constant"] == "-50 % (σ0 1, ep 1)"  # both seeds' spikes doubled: the same reduction

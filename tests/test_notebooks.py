@@ -7,7 +7,6 @@ other runs of the grid get their records from `lib.train.run` in-process, with t
 parameters the sweep would pass, into the very place the sweep would put them.
 """
 
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -18,7 +17,7 @@ import papermill
 import pytest
 import yaml
 
-from lib import schedules, sweep, train
+from lib import record, schedules, sweep, train
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -59,9 +58,9 @@ def test_a_run_through_papermill_leaves_notebook_and_complete_record(smoke):
     profile, results = smoke
     folder = sweep.run_dir(profile, profile.run("linear-s1e-06-seed0"), results)
     assert sorted(p.name for p in folder.iterdir()) == ["record.json", "train.ipynb"]  # partial/ is gone
-    record = json.loads((folder / "record.json").read_text())
-    assert record["status"] == "complete" and record["params"]["train_size"] == 256
-    assert record["params"]["threads"] == 1 and len(record["epochs"]) == 2
+    rec = record.load(folder / "record.json", complete=True)
+    assert rec["params"]["train_size"] == 256
+    assert rec["params"]["threads"] == 1 and len(rec["epochs"]) == 2
     executed = nbformat.read(folder / "train.ipynb", as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
 
@@ -161,4 +160,4 @@ def test_a_failing_run_is_reported_with_its_notebook(tmp_path, cifar10_dir, cach
     with pytest.raises(sweep.RunFailed, match=r"loss is inf.*read .*partial/train.ipynb"):
         sweep.execute(profile, run, tmp_path)
     assert sweep.state(profile, run, tmp_path) == "failed"
-    assert "read " in sweep.report(profile, tmp_path)[0]
+    assert "loss is inf" in sweep.report(sweep.collect(profile, tmp_path))[0]

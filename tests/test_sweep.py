@@ -1,14 +1,25 @@
-"""Profiles: validation with errors that name the key, grid expansion, run states."""
+"""Profiles: validation with errors that name the key, grid expansion, factors, run states,
+locks, and the one collector."""
 
 import json
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 import yaml
 
-from lib import sweep
+from lib import record, sweep
 
 GRID = {"seeds": [0], "sigma0": {"baseline": [], "linear": [3e-6, 1e-6]}}
 BASELINE_PARAMS = {"schedule": "baseline", "sigma0": 0.0, "seed": 0}  # as lib.train records the baseline
+
+
+def complete_record(params):
+    """A complete record of `params` (one row per planned epoch)."""
+    n = params.get("epochs", sweep.Params().epochs)  # a parameter left out is recorded as its default
+    return {"status": "complete", "params": {"epochs": n, **params}, "epochs": [{"epoch": i + 1} for i in range(n)]}
 
 
 def test_shipped_profiles_are_valid_and_cover_every_schedule():
@@ -41,7 +52,7 @@ def test_grid_expands_to_stable_readable_ids():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"epoch": 3, "grid": GRID}, r"unknown key\(s\) epoch; valid: grid, batch_size"),
+        ({"epoch": 3, "grid": GRID}, r"unknown key\(s\) epoch; valid: factors, grid, batch_size"),
         ({"schedule": "linear", "grid": GRID}, "schedule is set per run by the sweep"),
         ({"lr": "1e-3", "grid": GRID}, "lr: '1e-3' is a string to YAML; write it with a dot"),
         ({"epochs": 0, "grid": GRID}, "epochs must be an integer >= 1"),
@@ -93,14 +104,16 @@ def test_states_and_report(tmp_path):
     base, s3, s1 = profile.runs
     folder = lambda r: sweep.run_dir(profile, r, tmp_path)  # noqa: E731
     (folder(base)).mkdir(parents=True)
-    (folder(base) / "record.json").write_text(json.dumps({"status": "complete", "params": BASELINE_PARAMS}))
+    (folder(base) / "record.json").write_text(json.dumps(complete_record(BASELINE_PARAMS)))
     (folder(s3) / "partial").mkdir(parents=True)
-    (folder(s3) / "partial" / "record.json").write_text(json.dumps({"status": "failed"}))
+    failed = {"status": "failed", "reason": "DataNotFoundError: no CIFAR-10", "params": {}, "epochs": []}
+    (folder(s3) / "partial" / "record.json").write_text(json.dumps(failed))
     (folder(s3) / "partial" / "train.ipynb").write_text("{}")
     assert [sweep.state(profile, r, tmp_path) for r in profile.runs] == ["complete", "failed", "pending"]
-    text, complete = sweep.report(profile, tmp_path)
+    text, complete = sweep.report(sweep.collect(profile, tmp_path))
     assert not complete and "1 of 3 runs complete" in text
-    assert f"failed     linear-s3e-06-seed0  (read {folder(s3) / 'partial' / 'train.ipynb'})" in text
+    notebook = folder(s3) / "partial" / "train.ipynb"
+    assert f"failed     linear-s3e-06-seed0: DataNotFoundError: no CIFAR-10  (read {notebook})" in text
     assert "pending    linear-s1e-06-seed0" in text
 
 
@@ -111,14 +124,176 @@ def test_a_record_of_an_edited_profile_is_stale_and_pruned_aside(tmp_path):
     folder.mkdir(parents=True)
     # threads and output_dir differ between machines and runs without changing the numbers
     recorded = {**BASELINE_PARAMS, "epochs": 3, "threads": 7, "output_dir": "/elsewhere"}
-    (folder / "record.json").write_text(json.dumps({"status": "complete", "params": recorded}))
+    (folder / "record.json").write_text(json.dumps(complete_record(recorded)))
     assert sweep.state(before, base, tmp_path) == "complete"
     assert sweep.prune(before, tmp_path) == []
 
     after = sweep.parse_profile("p", {"epochs": 3, "init_gain": 2.0, "grid": GRID})  # edited since
     assert sweep.stale_keys(after, base, {"params": recorded}) == ["init_gain"]
     assert sweep.state(after, base, tmp_path) == "stale"
-    moved = sweep.prune(after, tmp_path)
+    moved = [path for _, _, path in sweep.prune(after, tmp_path)]
     assert moved == [tmp_path / "p" / ".stale" / "baseline-seed0"]
     assert (moved[0] / "record.json").is_file()  # nothing computed is lost
     assert sweep.state(after, base, tmp_path) == "pending"
+
+
+FACTORED = {
+    "epochs": 2, "spike_normalisation": "per_neuron_step",
+    "grid": {"seeds": [0], "sigma0": {"baseline": [], "linear": [1.0, 3.0]}},
+    "factors": {
+        "surrogate": {"width3": {"surrogate_scale": 3.0}},
+        "lr": {"lr3e-4": {"lr": 3e-4, "grid": {"seeds": [0], "sigma0": {"baseline": [], "constant": [0.1]}}}},
+    },
+}
+
+
+def test_factors_expand_into_variants_with_their_own_baseline_and_folders(tmp_path):
+    p = sweep.parse_profile("abl", FACTORED)
+    assert [v.name for v in p.variants] == ["base", "surrogate-width3", "lr-lr3e-4"]
+    assert [(v.factor, v.label) for v in p.variants] == [("base", "default"), ("surrogate", "width3"), ("lr", "lr3e-4")]
+    assert p.variant("surrogate-width3").params == {"epochs": 2, "spike_normalisation": "per_neuron_step",
+                                                    "surrogate_scale": 3.0}
+    assert [r.id for r in p.runs] == [
+        "base/baseline-seed0", "base/linear-s1-seed0", "base/linear-s3-seed0",
+        "surrogate-width3/baseline-seed0", "surrogate-width3/linear-s1-seed0", "surrogate-width3/linear-s3-seed0",
+        "lr-lr3e-4/baseline-seed0", "lr-lr3e-4/constant-s0.1-seed0"]
+    run = p.run("lr-lr3e-4/constant-s0.1-seed0")
+    assert sweep.run_dir(p, run, tmp_path) == tmp_path / "abl" / "lr-lr3e-4" / "constant-s0.1-seed0"
+    assert sweep.run_params(p, run, tmp_path)["lr"] == 3e-4
+    assert sweep.parse_profile("q", {**FACTORED, "factors": {}}).runs[0].id == "base/baseline-seed0"
+    with pytest.raises(ValueError, match="factor 'a-b' must be a name"):
+        sweep.parse_profile("abl", {**FACTORED, "factors": {"a-b": {"x": {}}}})
+    with pytest.raises(ValueError, match="abl/lr-x.*unknown key.*learning_rate"):
+        sweep.parse_profile("abl", {**FACTORED, "factors": {"lr": {"x": {"learning_rate": 0.1}}}})
+
+
+def test_the_shipped_studies_keep_their_run_ids():
+    p = sweep.load_profile("ablations")
+    assert len(p.runs) == 80 and p.runs[0].id == "base/baseline-seed0"
+    assert "combined-width3-gain3/linear-s30-seed0" in [r.id for r in p.runs]
+    assert [r.id for r in sweep.load_profile("ablations-quick").runs] == [
+        "base/baseline-seed0", "base/constant-s3-seed0", "base/constant-s6-seed0", "base/linear-s10-seed0"]
+
+
+def test_yaml_errors_name_the_file_and_line_and_refuse_repeated_keys(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("epochs: 2\ngrid:\n  seeds: [0]\n  sigma0: {baseline: []}\ngrid:\n  seeds: [1]\n")
+    with pytest.raises(ValueError, match=r"dup.yaml, line 5, column 1: repeated key 'grid'"):
+        sweep.load_profile(str(path))
+    path.write_text("epochs: 2\ngrid: [0\n")
+    with pytest.raises(ValueError, match=r"dup.yaml, line 3"):
+        sweep.load_profile(str(path))
+    with pytest.raises(ValueError, match=r"'1.0e6' is a string to YAML; write its exponent with a sign"):
+        sweep.parse_profile("p", {"lr": "1.0e6", "grid": GRID})
+
+
+def test_unreadable_or_unfinished_records_are_named_and_moved_aside(tmp_path):
+    profile = sweep.parse_profile("p", {"epochs": 2, "grid": GRID})
+    base, s3, _ = profile.runs
+    truncated = sweep.run_dir(profile, base, tmp_path) / "record.json"
+    truncated.parent.mkdir(parents=True)
+    truncated.write_text('{"status": "comp')
+    unfinished = sweep.run_dir(profile, s3, tmp_path) / "record.json"  # placed by hand: 1 of 2 epochs
+    unfinished.parent.mkdir(parents=True)
+    unfinished.write_text(json.dumps({"status": "running", "params": {"epochs": 2}, "epochs": [{"epoch": 1}]}))
+    assert [sweep.state(profile, r, tmp_path) for r in profile.runs] == ["unreadable", "unreadable", "pending"]
+    assert sweep.collect(profile, tmp_path).records == []
+    moved = sweep.prune(profile, tmp_path)
+    assert [(what, path) for what, _, path in moved] == [
+        ("unreadable", tmp_path / "p" / ".unreadable" / "baseline-seed0"),
+        ("unreadable", tmp_path / "p" / ".unreadable" / "linear-s3e-06-seed0")]
+    assert str(truncated) in moved[0][1] and "status is 'running'" in moved[1][1]
+    assert [sweep.state(profile, r, tmp_path) for r in profile.runs] == ["pending"] * 3
+
+
+def test_a_notebook_error_without_a_record_is_the_failure_shown(tmp_path):
+    import nbformat
+
+    profile = sweep.parse_profile("p", {"grid": GRID})
+    partial = sweep.run_dir(profile, profile.runs[0], tmp_path) / "partial"
+    partial.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output(
+        "error", ename="DataNotFoundError", evalue="no CIFAR-10 directory given", traceback=[])])])
+    nbformat.write(nb, partial / "train.ipynb")
+    s = sweep.inspect(profile, profile.runs[0], tmp_path)
+    assert (s.state, s.detail) == ("failed", "DataNotFoundError: no CIFAR-10 directory given")
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from lib import sweep
+with sweep.run_lock(Path(sys.argv[1])) as mine:
+    print("held" if mine else "busy", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def hold(folder, seconds):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), str(seconds)], stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(sweep.REPO)})
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_run_in_progress_is_skipped_by_a_second_sweep_and_a_dead_holder_blocks_nothing(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"epochs": 1, "grid": GRID}))
+    profile = sweep.load_profile(str(path))
+    run = profile.runs[0]
+    folder = sweep.run_dir(profile, run, tmp_path)
+    first = hold(folder, 60)  # a real second process holds the run
+    try:
+        assert sweep.state(profile, run, tmp_path) == "running"
+        start = time.monotonic()
+        second = subprocess.run([sys.executable, "-m", "lib.sweep", "run", str(path), run.id, "--results",
+                                 str(tmp_path)], capture_output=True, text=True, cwd=sweep.REPO,
+                                env={**os.environ, "PYTHONPATH": str(sweep.REPO)})
+        assert second.returncode == 0 and time.monotonic() - start < 30
+        assert f"skipped p/{run.id}: in progress in another sweep" in second.stdout
+    finally:
+        first.kill()  # as kill -9: the kernel frees the lock of the dead process
+        first.wait()
+    assert sweep.state(profile, run, tmp_path) == "incomplete"
+    hold(folder, 0).wait()  # the orphaned lock file blocks nobody
+
+
+def test_finish_moves_the_notebook_then_the_record_and_refuses_an_unfinished_one(tmp_path):
+    profile = sweep.parse_profile("p", {"epochs": 2, "grid": GRID})
+    run = profile.runs[0]
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    (staged / "train.ipynb").write_text("{}")
+    unfinished = {"status": "running", "params": {**BASELINE_PARAMS, "epochs": 2}, "epochs": [{"epoch": 1}]}
+    with pytest.raises(sweep.RunFailed, match="run baseline-seed0 running"):
+        sweep.finish(profile, run, tmp_path / "results", staged / "train.ipynb", unfinished)
+    assert not (tmp_path / "results" / "p" / run.id / "record.json").exists()
+    rec = complete_record({**BASELINE_PARAMS, "epochs": 2})
+    path = sweep.finish(profile, run, tmp_path / "results", staged / "train.ipynb", rec)
+    assert path == tmp_path / "results" / "p" / run.id / "record.json"
+    assert (path.parent / "train.ipynb").is_file() and not (staged / "train.ipynb").exists()
+    assert record.load(path, complete=True)["epochs"] == rec["epochs"]
+    assert sweep.state(profile, run, tmp_path / "results") == "complete"
+
+
+def test_check_without_data_names_the_variable_and_tables_of_no_runs_say_so(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"epochs": 1, "grid": GRID}))
+    monkeypatch.delenv("CIFAR10_DIR", raising=False)
+    assert sweep.main(["check", str(path), "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "CIFAR10_DIR" in err and "cifar-10-batches-py" in err and "train/<class>" in err
+    assert sweep.main(["tables", str(path), "--results", str(tmp_path), "--figures", str(tmp_path / "f")]) == 0
+    assert "no complete runs of profile p" in capsys.readouterr().out
+    assert not (tmp_path / "f").exists()
+
+
+def test_make_takes_a_profile_path_and_puts_its_runs_under_its_name(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({"epochs": 1, "grid": GRID}))
+    results = tmp_path / "results"
+    make = ["make", "-C", str(sweep.REPO), "-n", "-o", ".venv/.installed", "runs", f"PROFILE={path}",
+            f"RESULTS_DIR={results}"]
+    out = subprocess.run(make, capture_output=True, text=True, check=True).stdout
+    assert f"lib.sweep --results {results} run {path} baseline-seed0" in out
+    assert "//" not in out.replace("://", "") and not (results / str(path).lstrip("/")).exists()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lib import energy, penalties, schedules
-from lib.snn import SpikingLeNet, spike_count
+from lib.snn import LIFParameters, SpikingLeNet, spike_count
 from lib.train import Params, sparsity_penalty
 
 
@@ -26,7 +26,7 @@ def test_upper_bound_gives_no_gradient_below_the_bound():
 
 def test_synops_penalty_is_the_batch_mean_of_total_synops():
     torch.manual_seed(0)
-    model = SpikingLeNet(num_steps=2, threshold=0.3)
+    model = SpikingLeNet(num_steps=2, p=LIFParameters(threshold=0.3))
     _, counts = model.activity(torch.randn(2, 3, 32, 32))
     fanout = energy.fanouts(model)
     expected = energy.synops_from_counts([c.double() for c in counts], fanout).sum(1).mean()
@@ -63,7 +63,7 @@ def test_regulariser_schedules_beside_the_papers():
 @pytest.mark.parametrize("schedule", ["linear", *schedules.REGULARISERS])
 def test_one_training_step_through_each_penalty_lowers_it(schedule):
     torch.manual_seed(0)
-    model = SpikingLeNet(num_steps=3, threshold=0.3)
+    model = SpikingLeNet(num_steps=3, p=LIFParameters(threshold=0.3))
     params = Params(schedule=schedule, sigma0=1.0, num_steps=3, spike_bound=0.5, layer_weights="1,2,3,4").check()
     per_neuron, penalty = sparsity_penalty(model, params)
     assert per_neuron == (schedule != "linear")

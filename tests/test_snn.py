@@ -195,3 +195,13 @@ def test_activity_gives_per_neuron_counts_that_sum_to_spikes():
     assert all(c.max() <= 3 and c.min() >= 0 for c in counts)  # at most one spike per step
     _, spikes = net(images)
     assert torch.equal(torch.stack([c.flatten(1).sum(1) for c in counts], 1), spikes)
+
+
+def test_training_builds_every_lif_layer_from_params():
+    from lib.train import Params, build_model
+
+    params = Params(beta=0.5, threshold=0.7, surrogate="fast_sigmoid", surrogate_gamma=2.0, surrogate_scale=3.0,
+                    detach_reset=False, num_steps=3, encoding="poisson")
+    model = build_model(params)
+    assert [lif.p for lif in model.lif] == [LIFParameters(0.5, 0.7, "fast_sigmoid", 2.0, 3.0, False)] * 4
+    assert (model.num_steps, model.encoding) == (3, "poisson")

@@ -76,3 +76,15 @@ def test_one_training_step_through_each_penalty_lowers_it(schedule):
             if p.grad is not None:  # the readout fc3 plays no part in the penalty
                 p -= 1e-2 * p.grad / (p.grad.norm() + 1e-12)
     assert measure().item() < before.item()
+
+
+def test_build_binds_each_penalty_to_its_own_setting():
+    model = SpikingLeNet()  # synops: lif4's 84 neurons feed the 10 readouts, so each spike costs 10
+    silent = [torch.zeros(1, 6, 28, 28), torch.zeros(1, 16, 10, 10), torch.zeros(1, 120)]
+    counts = [*silent, torch.tensor([[3.0] + [0.0] * 83])]  # one lif4 neuron, 3 spikes
+    # upper_bound, bound 1: lif4's mean excess squared (3 - 1)**2 / 84; layer_weighted: 0.5 * 3
+    assert penalties.build("upper_bound", model, 1.0, "9,9,9,9")(counts).item() == pytest.approx(4 / 84)
+    assert penalties.build("synops", model, 1.0, "9,9,9,9")(counts).item() == 30.0
+    assert penalties.build("layer_weighted", model, 1.0, "9,9,9,0.5")(counts).item() == 1.5
+    with pytest.raises(ValueError, match="upper_bound, synops, layer_weighted"):
+        penalties.build("l1", model, 1.0, "1,1,1,1")

@@ -12,7 +12,7 @@ piece-wise linear surrogate; the fast sigmoid of SuperSpike (the one SpyTorch us
 is offered beside it. A layer's constants, these equations' and the surrogate's, are one
 value: `LIFParameters(beta, threshold, surrogate, gamma, scale, detach_reset)`.
 
-The network is the paper's "LeNet"; its shapes are ours (the train notebook's section 5
+The network is the paper's "LeNet"; its shapes are ours (the train notebook's section 4
 lists every choice the paper leaves open):
 
     conv1 3->6 k5 -> LIF -> avgpool 2 -> conv2 6->16 k5 -> LIF -> avgpool 2

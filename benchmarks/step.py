@@ -65,7 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's lib, also without PYTHONPATH
 
 from lib import data  # noqa: E402
-from lib.snn import PiecewiseLinearSpike, SpikingLeNet  # noqa: E402
+from lib.snn import LIFParameters, PiecewiseLinearSpike, SpikingLeNet  # noqa: E402
 from lib.train import keep_freed_memory  # noqa: E402
 
 BETA, THRESHOLD, LR, WEIGHT = 0.9, 1.0, 1e-3, 1e-6
@@ -186,7 +186,7 @@ class NorseLeNet(LeNetLayers):
 
 def build(name, num_steps, state):
     if name in ("lib", "plain"):
-        model = SpikingLeNet(num_steps=num_steps, beta=BETA, threshold=THRESHOLD, step_by_step=name == "plain")
+        model = SpikingLeNet(num_steps=num_steps, p=LIFParameters(BETA, THRESHOLD), step_by_step=name == "plain")
     else:
         model = {"snntorch": SnnTorchLeNet, "spikingjelly": SpikingJellyLeNet, "norse": NorseLeNet, "dense": Dense}[
             name

@@ -13,6 +13,7 @@ the loss as the paper's term does: L = cross_entropy + w * penalty(counts), with
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 
@@ -53,9 +54,6 @@ def layer_weighted(counts, layer_weights):
     return sum(lam * c.flatten(1).sum(1) for lam, c in zip(layer_weights, counts, strict=True)).mean()
 
 
-PENALTIES = {"upper_bound": upper_bound, "synops": synops, "layer_weighted": layer_weighted}
-
-
 def parse_layer_weights(value, num_layers: int = 4) -> tuple[float, ...]:
     """Layer weights from "1,0.5,0.5,1" (a flat papermill parameter) or a sequence of numbers;
     ValueError unless there are `num_layers` finite numbers >= 0."""
@@ -71,14 +69,18 @@ def parse_layer_weights(value, num_layers: int = 4) -> tuple[float, ...]:
     return weights
 
 
+PENALTIES = {
+    # name: (model, bound, layer_weights) -> the penalty as a function of the counts alone
+    "upper_bound": lambda model, bound, layer_weights: partial(upper_bound, bound=bound),
+    "synops": lambda model, bound, layer_weights: partial(synops, fanout=energy.fanouts(model)),
+    "layer_weighted": lambda model, bound, layer_weights: partial(
+        layer_weighted, layer_weights=parse_layer_weights(layer_weights)
+    ),
+}
+
+
 def build(name: str, model, bound: float, layer_weights):
     """The named penalty as a function of the counts alone, its settings bound."""
-    if name == "upper_bound":
-        return lambda counts: upper_bound(counts, bound)
-    if name == "synops":
-        fanout = energy.fanouts(model)
-        return lambda counts: synops(counts, fanout)
-    if name == "layer_weighted":
-        weights = parse_layer_weights(layer_weights)
-        return lambda counts: layer_weighted(counts, weights)
-    raise ValueError(f"unknown penalty {name!r}; valid: {', '.join(PENALTIES)}")
+    if name not in PENALTIES:
+        raise ValueError(f"unknown penalty {name!r}; valid: {', '.join(PENALTIES)}")
+    return PENALTIES[name](model, bound, layer_weights)

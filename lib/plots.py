@@ -39,7 +39,7 @@ def save(fig, folder, name: str) -> list[Path]:
 
 def lif_trace(cur: float = 0.8, beta: float = 0.5, threshold: float = 1.0, num_steps: int = 3):
     """Membrane and spikes of one LIF neuron under a constant input current."""
-    lif = snn.LIF(beta=beta, threshold=threshold)
+    lif = snn.LIF(snn.LIFParameters(beta=beta, threshold=threshold))
     mem = torch.zeros(1)
     before, after, spikes = [], [], []
     for _ in range(num_steps):

@@ -90,8 +90,9 @@ def on_fraction(epoch: int, num_epochs: int) -> float:
     return 1.0 if num_epochs == 1 else (epoch - 1) / (num_epochs - 1)
 
 
-def alternation(epoch, num_epochs, batch=0, num_batches=1, granularity="batch") -> int:
-    """A(n) in {0, 1} for batch `batch` (from 0) of epoch `epoch` (from 1)."""
+def alternation(epoch, num_epochs, batch=0, granularity="batch") -> int:
+    """A(n) in {0, 1} for batch `batch` (from 0) of epoch `epoch` (from 1). Per batch it needs
+    no batch count: over batches 0..B-1 the rule turns on floor(B p) of them, whatever B is."""
     if granularity == "epoch":
         before = math.fsum(on_fraction(k, num_epochs) for k in range(1, epoch))
         now = before + on_fraction(epoch, num_epochs)
@@ -110,7 +111,7 @@ def weight(schedule, sigma0, epoch, num_epochs, batch=0, num_batches=1, granular
     factor, alternates = SCHEDULES[schedule] if schedule in SCHEDULES else REGULARISERS[schedule][:2]
     w = factor(sigma0, epoch, num_epochs)
     if alternates:
-        w *= alternation(epoch, num_epochs, batch, num_batches, granularity)
+        w *= alternation(epoch, num_epochs, batch, granularity)
     return float(w)
 
 

@@ -9,9 +9,11 @@ Leaky integrate-and-fire (LIF) neuron, zero initial state, reset by subtraction:
 H has no useful derivative, so backpropagation uses a surrogate for d spk / d mem
 (Neftci, Mostafa & Zenke 2019). The paper (Allred et al., sec. 2.4) uses a
 piece-wise linear surrogate; the fast sigmoid of SuperSpike (the one SpyTorch uses)
-is offered beside it.
+is offered beside it. A layer's constants, these equations' and the surrogate's, are one
+value: `LIFParameters(beta, threshold, surrogate, gamma, scale, detach_reset)`.
 
-The network is the paper's "LeNet" (shapes filled in by DESIGN.md sec. 3):
+The network is the paper's "LeNet"; its shapes are ours (the train notebook's section 4
+lists every choice the paper leaves open):
 
     conv1 3->6 k5 -> LIF -> avgpool 2 -> conv2 6->16 k5 -> LIF -> avgpool 2
     -> fc1 400->120 -> LIF -> fc2 120->84 -> LIF -> fc3 84->10 (readout, mean over time)
@@ -32,6 +34,7 @@ reference) and is several times faster.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -111,38 +114,55 @@ SURROGATES = {
 }
 
 
-def check_surrogate(name: str) -> None:
-    if name not in SURROGATES:
-        raise ValueError(f"unknown surrogate {name!r}; valid: {', '.join(SURROGATES)}")
-
-
-def surrogate(name: str = "piecewise_linear", gamma: float = 1.0, scale: float = 1.0):
-    """Spike function `spk = fn(mem - threshold)` with the named surrogate gradient.
-
-    `scale` is the surrogate's shape parameter: the half-width of the triangle for
-    "piecewise_linear", the slope for "fast_sigmoid".
-    """
-    check_surrogate(name)
-    fn = SURROGATES[name][0]
-    return lambda x: fn.apply(x, gamma, scale)
-
-
 # ---------------------------------------------------------------------------
 # LIF dynamics.
 
 
-def lif_step(cur, mem, beta: float, threshold: float, spike_fn, detach_reset: bool = True):
-    """One LIF time step: `spk, mem = lif_step(cur, mem, ...)` (module docstring)."""
-    mem = beta * mem + cur
-    spk = spike_fn(mem - threshold)
-    reset = spk.detach() if detach_reset else spk
-    return spk, mem - reset * threshold
+class LIFParameters(NamedTuple):
+    """The constants of a LIF layer, one value (as norse's `LIFParameters`).
+
+        mem[t] = beta * mem[t-1] + cur[t]
+        spk[t] = H(mem[t] - threshold)
+        mem[t] = mem[t] - spk[t] * threshold
+
+    backward: d spk / d mem = the `surrogate` named in SURROGATES, of height `gamma` at the
+    threshold and shape `scale` (the triangle's half-width, or the fast sigmoid's slope), and
+    no gradient through the reset's spk when `detach_reset` (as SpyTorch).
+    """
+
+    beta: float = 0.9  # membrane decay per step
+    threshold: float = 1.0  # firing threshold
+    surrogate: str = "piecewise_linear"  # a name of SURROGATES
+    gamma: float = 1.0  # surrogate height at the threshold
+    scale: float = 1.0  # triangle half-width, or fast-sigmoid slope
+    detach_reset: bool = True  # no gradient through the reset
+
+
+def check_lif_parameters(p) -> None:
+    """Raise TypeError unless `p` is a LIFParameters, ValueError for an unknown surrogate."""
+    if not isinstance(p, LIFParameters):
+        raise TypeError(f"expected LIFParameters(beta, threshold, ...), got {p!r}")
+    if p.surrogate not in SURROGATES:
+        raise ValueError(f"unknown surrogate {p.surrogate!r}; valid: {', '.join(SURROGATES)}")
+
+
+def spike(x, p: LIFParameters):
+    """spk = H(x), x = mem - threshold, with the surrogate gradient of `p`."""
+    return SURROGATES[p.surrogate][0].apply(x, p.gamma, p.scale)
+
+
+def lif_step(cur, mem, p: LIFParameters):
+    """One LIF time step: `spk, mem = lif_step(cur, mem, p)` (LIFParameters' equations)."""
+    mem = p.beta * mem + cur
+    spk = spike(mem - p.threshold, p)
+    reset = spk.detach() if p.detach_reset else spk
+    return spk, mem - reset * p.threshold
 
 
 class LIFSequence(torch.autograd.Function):
-    """A LIF layer over all time steps as one autograd node.
+    """A LIF layer over all time steps as one autograd node: `spk = LIFSequence.apply(cur, p)`.
 
-    forward: cur (T, ...) -> spk (T, ...), the recursion of the module docstring.
+    forward: cur (T, ...) -> spk (T, ...), the recursion of LIFParameters from zero state.
     backward, with s[t] = surrogate'(mem[t] - threshold) and g = dL/d spk:
 
         dL/dmem[t] = g[t] * s[t] + beta * dL/dmem[t+1] * (1 - threshold * s[t])
@@ -154,11 +174,12 @@ class LIFSequence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, cur, beta, threshold, grad_fn, gamma, scale, detach_reset):
+    def forward(ctx, cur, p: LIFParameters):
         # Only the recursion itself loops over time, and it writes into preallocated
         # buffers (no temporaries per step): three small kernels per step. The
         # surrogate is then computed for all steps at once from the saved membranes.
         # `cur` may be an expanded view (direct encoding): it is never copied.
+        beta, threshold = p.beta, p.threshold
         spk = torch.empty(cur.shape, dtype=cur.dtype, device=cur.device)
         need_grad = ctx.needs_input_grad[0]
         mems = torch.empty_like(spk) if need_grad else None  # mem[t] before its reset
@@ -169,9 +190,10 @@ class LIFSequence(torch.autograd.Function):
             m.add_(cur[t])
             torch.gt(m, threshold, out=spk[t])
             torch.sub(m, spk[t], alpha=threshold, out=mem)
-        sg = grad_fn(mems.sub_(threshold), gamma, scale, inplace=True) if need_grad else None
+        grad_fn = SURROGATES[p.surrogate][1]
+        sg = grad_fn(mems.sub_(threshold), p.gamma, p.scale, inplace=True) if need_grad else None
         ctx.save_for_backward(sg)
-        ctx.beta, ctx.threshold, ctx.detach_reset = beta, threshold, detach_reset
+        ctx.p = p
         return spk
 
     @staticmethod
@@ -179,54 +201,35 @@ class LIFSequence(torch.autograd.Function):
         # dL/dmem[t] = g[t] * s[t] + beta * dL/dmem[t+1] * (1 - threshold * s[t]):
         # the first term for all steps at once, then the recursion in place.
         (sg,) = ctx.saved_tensors
-        beta, threshold = ctx.beta, ctx.threshold
+        beta, threshold = ctx.p.beta, ctx.p.threshold
         grad = torch.mul(grad_spk, sg).contiguous()
         for t in reversed(range(grad.shape[0] - 1)):
             grad[t].add_(grad[t + 1], alpha=beta)
-            if not ctx.detach_reset:
+            if not ctx.p.detach_reset:
                 grad[t].addcmul_(sg[t], grad[t + 1], value=-beta * threshold)
-        return grad, None, None, None, None, None, None
+        return grad, None
 
 
 class LIF(nn.Module):
-    """Leaky integrate-and-fire layer with a named surrogate gradient.
+    """Leaky integrate-and-fire layer of constants `p` (LIFParameters).
 
     `spk, mem = lif(cur, mem)` advances one step; `lif.sequence(cur)` runs all steps
     of `cur` (T, ...) from zero state and returns `spk` (T, ...).
     """
 
-    def __init__(
-        self,
-        beta: float = 0.9,
-        threshold: float = 1.0,
-        surrogate: str = "piecewise_linear",
-        surrogate_gamma: float = 1.0,
-        surrogate_scale: float = 1.0,
-        detach_reset: bool = True,
-    ):
+    def __init__(self, p: LIFParameters = LIFParameters()):  # noqa: B008 (a NamedTuple is immutable)
         super().__init__()
-        check_surrogate(surrogate)
-        self.beta, self.threshold = beta, threshold
-        self.surrogate, self.gamma, self.scale = surrogate, surrogate_gamma, surrogate_scale
-        self.detach_reset = detach_reset
-
-    def spike_fn(self, x):
-        return SURROGATES[self.surrogate][0].apply(x, self.gamma, self.scale)
+        check_lif_parameters(p)
+        self.p = p
 
     def forward(self, cur, mem):
-        return lif_step(cur, mem, self.beta, self.threshold, self.spike_fn, self.detach_reset)
+        return lif_step(cur, mem, self.p)
 
     def sequence(self, cur):
-        grad_fn = SURROGATES[self.surrogate][1]
-        return LIFSequence.apply(
-            cur, self.beta, self.threshold, grad_fn, self.gamma, self.scale, self.detach_reset
-        )
+        return LIFSequence.apply(cur, self.p)
 
     def extra_repr(self):
-        return (
-            f"beta={self.beta}, threshold={self.threshold}, surrogate={self.surrogate}, "
-            f"gamma={self.gamma}, scale={self.scale}, detach_reset={self.detach_reset}"
-        )
+        return repr(self.p)
 
 
 # ---------------------------------------------------------------------------
@@ -259,20 +262,17 @@ def encode(images, num_steps: int, encoding: str, generator=None):
 class SpikingLeNet(nn.Module):
     """LeNet-5 with LIF neurons; `logits, spikes = net(images)`.
 
-    images: (B, 3, 32, 32) normalised. logits: (B, 10), the readout fc3 averaged over
-    time. spikes: (B, 4), spikes per sample in lif1..lif4 summed over neurons and time.
+    Every hidden layer has the LIF constants `p`; `SpikingLeNet()` is T = 8 steps, direct
+    encoding and LIFParameters' defaults. images: (B, 3, 32, 32) normalised. logits: (B, 10),
+    the readout fc3 averaged over time. spikes: (B, 4), spikes per sample in lif1..lif4
+    summed over neurons and time.
     """
 
     def __init__(
         self,
         num_steps: int = 8,
-        beta: float = 0.9,
-        threshold: float = 1.0,
         encoding: str = "direct",
-        surrogate: str = "piecewise_linear",
-        surrogate_gamma: float = 1.0,
-        surrogate_scale: float = 1.0,
-        detach_reset: bool = True,
+        p: LIFParameters = LIFParameters(),  # noqa: B008 (a NamedTuple is immutable: one default is safe)
         step_by_step: bool = False,
     ):
         super().__init__()
@@ -280,16 +280,14 @@ class SpikingLeNet(nn.Module):
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         if encoding not in ENCODINGS:
             raise ValueError(f"unknown encoding {encoding!r}; valid: {', '.join(ENCODINGS)}")
+        check_lif_parameters(p)
         self.num_steps, self.encoding, self.step_by_step = num_steps, encoding, step_by_step
         self.conv1 = nn.Conv2d(3, 6, 5)
         self.conv2 = nn.Conv2d(6, 16, 5)
         self.fc1 = nn.Linear(16 * 5 * 5, 120)
         self.fc2 = nn.Linear(120, 84)
         self.fc3 = nn.Linear(84, 10)
-        self.lif = nn.ModuleList(
-            LIF(beta, threshold, surrogate, surrogate_gamma, surrogate_scale, detach_reset)
-            for _ in LAYERS
-        )
+        self.lif = nn.ModuleList(LIF(p) for _ in LAYERS)
 
     # Neurons per hidden layer (6*28*28, 16*10*10, 120, 84): the unit for
     # spike normalisations such as spikes per neuron per step.

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 
 from . import __version__, data, energy, penalties, schedules
 from . import record as records
-from .snn import ENCODINGS, LAYERS, SPIKE_NORMALISATIONS, SURROGATES, SpikingLeNet, spike_count
+from .snn import ENCODINGS, LAYERS, SPIKE_NORMALISATIONS, SURROGATES, LIFParameters, SpikingLeNet, spike_count
 
 
 @dataclass
@@ -375,16 +375,15 @@ def build_model(params: Params) -> SpikingLeNet:
 
 
 def _network(params: Params) -> SpikingLeNet:
-    return SpikingLeNet(
-        num_steps=params.num_steps,
+    lif = LIFParameters(
         beta=params.beta,
         threshold=params.threshold,
-        encoding=params.encoding,
         surrogate=params.surrogate,
-        surrogate_gamma=params.surrogate_gamma,
-        surrogate_scale=params.surrogate_scale,
+        gamma=params.surrogate_gamma,
+        scale=params.surrogate_scale,
         detach_reset=params.detach_reset,
     )
+    return SpikingLeNet(num_steps=params.num_steps, encoding=params.encoding, p=lif)
 
 
 def run(params: Params | dict | None = None, **overrides) -> dict:

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from lib import energy
-from lib.snn import SpikingLeNet
+from lib.snn import LIFParameters, SpikingLeNet
 
 
 def test_conv_fanout_of_a_4x4_map_into_a_3x3_conv_by_hand():
@@ -62,7 +62,7 @@ def test_lenet_fanouts_equal_brute_force_and_known_values():
 
 def test_lenet_synops_equal_brute_force_count_on_images():
     torch.manual_seed(0)
-    model = SpikingLeNet(num_steps=4, threshold=0.3)  # low threshold: every layer spikes
+    model = SpikingLeNet(num_steps=4, p=LIFParameters(threshold=0.3))  # low threshold: every layer spikes
     images = torch.randn(3, 3, 32, 32)
     result = energy.synops(model, images)
     _, counts = model.activity(images)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lib import energy, penalties, schedules
-from lib.snn import SpikingLeNet, spike_count
+from lib.snn import LIFParameters, SpikingLeNet, spike_count
 from lib.train import Params, sparsity_penalty
 
 
@@ -26,7 +26,7 @@ def test_upper_bound_gives_no_gradient_below_the_bound():
 
 def test_synops_penalty_is_the_batch_mean_of_total_synops():
     torch.manual_seed(0)
-    model = SpikingLeNet(num_steps=2, threshold=0.3)
+    model = SpikingLeNet(num_steps=2, p=LIFParameters(threshold=0.3))
     _, counts = model.activity(torch.randn(2, 3, 32, 32))
     fanout = energy.fanouts(model)
     expected = energy.synops_from_counts([c.double() for c in counts], fanout).sum(1).mean()
@@ -63,7 +63,7 @@ def test_regulariser_schedules_beside_the_papers():
 @pytest.mark.parametrize("schedule", ["linear", *schedules.REGULARISERS])
 def test_one_training_step_through_each_penalty_lowers_it(schedule):
     torch.manual_seed(0)
-    model = SpikingLeNet(num_steps=3, threshold=0.3)
+    model = SpikingLeNet(num_steps=3, p=LIFParameters(threshold=0.3))
     params = Params(schedule=schedule, sigma0=1.0, num_steps=3, spike_bound=0.5, layer_weights="1,2,3,4").check()
     per_neuron, penalty = sparsity_penalty(model, params)
     assert per_neuron == (schedule != "linear")
@@ -76,3 +76,15 @@ def test_one_training_step_through_each_penalty_lowers_it(schedule):
             if p.grad is not None:  # the readout fc3 plays no part in the penalty
                 p -= 1e-2 * p.grad / (p.grad.norm() + 1e-12)
     assert measure().item() < before.item()
+
+
+def test_build_binds_each_penalty_to_its_own_setting():
+    model = SpikingLeNet()  # synops: lif4's 84 neurons feed the 10 readouts, so each spike costs 10
+    silent = [torch.zeros(1, 6, 28, 28), torch.zeros(1, 16, 10, 10), torch.zeros(1, 120)]
+    counts = [*silent, torch.tensor([[3.0] + [0.0] * 83])]  # one lif4 neuron, 3 spikes
+    # upper_bound, bound 1: lif4's mean excess squared (3 - 1)**2 / 84; layer_weighted: 0.5 * 3
+    assert penalties.build("upper_bound", model, 1.0, "9,9,9,9")(counts).item() == pytest.approx(4 / 84)
+    assert penalties.build("synops", model, 1.0, "9,9,9,9")(counts).item() == 30.0
+    assert penalties.build("layer_weighted", model, 1.0, "9,9,9,0.5")(counts).item() == 1.5
+    with pytest.raises(ValueError, match="upper_bound, synops, layer_weighted"):
+        penalties.build("l1", model, 1.0, "1,1,1,1")

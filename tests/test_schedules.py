@@ -33,12 +33,12 @@ def test_on_fraction_rises_from_never_to_always():
 @pytest.mark.parametrize("N, B", [(5, 8), (20, 100), (3, 7)])
 def test_per_batch_alternation_share_and_spread(N, B):
     for n in range(1, N + 1):
-        on = [alternation(n, N, b, B) for b in range(B)]
+        on = [alternation(n, N, b) for b in range(B)]
         assert sum(on) == int(on_fraction(n, N) * B + 1e-9)
-    assert sum(alternation(1, N, b, B) for b in range(B)) == 0  # never in epoch 1
-    assert all(alternation(N, N, b, B) for b in range(B))  # always in epoch N
+    assert sum(alternation(1, N, b) for b in range(B)) == 0  # never in epoch 1
+    assert all(alternation(N, N, b) for b in range(B))  # always in epoch N
     # half of epoch 3 of 5: every other batch, not the first half of the epoch
-    assert [alternation(3, 5, b, 8) for b in range(8)] == [0, 1, 0, 1, 0, 1, 0, 1]
+    assert [alternation(3, 5, b) for b in range(8)] == [0, 1, 0, 1, 0, 1, 0, 1]
 
 
 def test_per_epoch_alternation_by_hand():

@@ -99,7 +99,7 @@ DT = 1e-4
 
 def lif_constants(lif) -> tuple[float, float]:
     """(beta, threshold) of one of lib.snn's LIF layers: the one place that reads them."""
-    return float(lif.beta), float(lif.threshold)
+    return float(lif.p.beta), float(lif.p.threshold)
 
 
 def _array(tensor) -> np.ndarray:

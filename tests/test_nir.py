@@ -6,16 +6,16 @@ import pytest
 import torch
 
 from lib import nir_export
-from lib.snn import SpikingLeNet
+from lib.snn import LIFParameters, SpikingLeNet
 
 nir = pytest.importorskip("nir")
 pytest.importorskip("snntorch")
 
 
-def _net(seed=0, gain=3.0, **lif):
+def _net(seed=0, gain=3.0, encoding="direct", **lif):
     """A SpikingLeNet whose layers fire on random images (init weights times `gain`)."""
     torch.manual_seed(seed)
-    model = SpikingLeNet(**lif)
+    model = SpikingLeNet(encoding=encoding, p=LIFParameters(**lif))
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(gain)

@@ -144,13 +144,13 @@ def train_run(params: dict) -> dict:
             status, error = "failed", f"{type(err).__name__}"
         files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     return {"files": files, "status": status, "error": error, "seconds": time.perf_counter() - start,
-            "node": f"{platform.node()} ({_node_ip()})"}
+            "host": platform.node(), "node_id": _node_id()}
 
 
-def _node_ip() -> str:
+def _node_id() -> str:
     import ray
 
-    return ray.util.get_node_ip_address()
+    return ray.get_runtime_context().get_node_id()
 
 
 def node_data(_: int = 0) -> str:
@@ -263,6 +263,7 @@ def run_sweep(profile: sweep.Profile, results: Path, address: str | None = None,
     refs = {}
     try:
         _check_nodes(ray, res)
+        addresses = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes()}
         for run in todo:
             params = {**sweep.run_params(profile, run, results, jobs), "threads": res["num_cpus"]}
             refs[task.remote(params)] = run
@@ -273,7 +274,8 @@ def run_sweep(profile: sweep.Profile, results: Path, address: str | None = None,
                 try:
                     result = ray.get(ref)
                     state = store(profile, run, results, result["files"])
-                    line = f"{run.id}: {state} in {result['seconds']:.1f} s on {result['node']}"
+                    node = addresses.get(result["node_id"]) or result["node_id"][:12]
+                    line = f"{run.id}: {state} in {result['seconds']:.1f} s on {result['host']} (node {node})"
                 except (ray.exceptions.RayError, OSError) as err:  # retries spent, or the task broke
                     line = f"{run.id}: not run: {type(err).__name__}: {str(err).splitlines()[0]}"
                 bar.write(line, file=out)

@@ -197,12 +197,12 @@ def pending(profile: sweep.Profile, results: Path) -> list:
     return [r for r in profile.runs if sweep.state(profile, r, results) not in ("complete", "stale")]
 
 
-def _connect(address: str | None, ray, repo: Path) -> None:
+def _connect(address: str | None, ray, repo: Path, local_cpus: int | None = None) -> None:
     """ray.init for the sweep: the cluster at `address`, else a local instance on 127.0.0.1."""
     runtime_env = {"working_dir": str(repo), "excludes": EXCLUDES}
     if not address or address == "local":
         ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, runtime_env=runtime_env,
-                 log_to_driver=False)
+                 log_to_driver=False, num_cpus=local_cpus)
         return
     target = _host_port(address)
     loopback = {"_node_ip_address": "127.0.0.1"} if target and target[0] in LOOPBACK else {}
@@ -238,10 +238,11 @@ def _check_nodes(ray, res: dict) -> None:
 
 def run_sweep(profile: sweep.Profile, results: Path, address: str | None = None, jobs: int = 1,
               cpus_per_run: int | None = None, gpus_per_run: float | None = None, max_retries: int = 3,
-              out=sys.stdout) -> bool:
+              local_cpus: int | None = None, out=sys.stdout) -> bool:
     """Train every pending run of `profile` as a Ray task; True if all runs end complete.
 
-    All input is checked (executor, address, resources, data on the nodes) before any run starts.
+    `local_cpus` sizes the local instance (default: every core). All input is checked
+    (executor, address, resources, data on the nodes) before any run starts.
     """
     check_executor("ray")
     if max_retries < 0:
@@ -258,7 +259,7 @@ def run_sweep(profile: sweep.Profile, results: Path, address: str | None = None,
     from tqdm import tqdm
 
     repo = Path(__file__).resolve().parents[1]
-    _connect(address, ray, repo)
+    _connect(address, ray, repo, local_cpus)
     task = ray.remote(train_run).options(max_retries=max_retries, retry_exceptions=False, **res)
     refs = {}
     try:
@@ -301,6 +302,7 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="as JOBS for the local executor: threads = cores / jobs")
     parser.add_argument("--cpus-per-run", type=int, help="CPUs (and torch threads) per run")
     parser.add_argument("--gpus-per-run", type=float, help="GPUs per run, a fraction packs runs (default 0.25 on cuda)")
+    parser.add_argument("--local-cpus", type=int, help="CPUs of the local instance (no RAY_ADDRESS; default: all)")
     parser.add_argument("--max-retries", type=int, default=3, help="reruns of a task whose worker or node died")
     parser.add_argument("--check-executor", metavar="NAME", help="only check that executor NAME can run here")
     args = parser.parse_args(argv)
@@ -312,7 +314,7 @@ def main(argv=None) -> int:
             parser.error("give a PROFILE")
         profile = sweep.load_profile(args.profile)
         complete = run_sweep(profile, Path(args.results), args.address, args.jobs, args.cpus_per_run,
-                             args.gpus_per_run, args.max_retries)
+                             args.gpus_per_run, args.max_retries, args.local_cpus)
     except (ExecutorError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

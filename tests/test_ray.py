@@ -90,7 +90,8 @@ def test_store_moves_a_complete_run_up_record_last_and_keeps_a_failed_one_in_par
     profile = sweep.parse_profile("p", {"epochs": 1, "grid": {"seeds": [0], "sigma0": {"baseline": []}}})
     run = profile.runs[0]
     params = {"schedule": "baseline", "sigma0": 0.0, "seed": 0, "epochs": 1}
-    complete = {"status": "complete", "params": params, "epochs": [{"epoch": 1, "checkpoint": "checkpoints/epoch-001.pt"}]}
+    row = {"epoch": 1, "checkpoint": "checkpoints/epoch-001.pt"}
+    complete = {"status": "complete", "params": params, "epochs": [row]}
     files = {"train.ipynb": b"{}", "checkpoints/epoch-001.pt": b"w", "record.json": json.dumps(complete).encode()}
     assert ray_executor.store(profile, run, tmp_path, files) == "complete"
     folder = sweep.run_dir(profile, run, tmp_path)
@@ -168,14 +169,15 @@ def test_a_killed_driver_loses_nothing_and_a_rerun_trains_only_the_missing_runs(
     results = tmp_path / "results"
     cmd = [sys.executable, "-m", "lib.ray_executor", str(tmp_path / "resume.yaml"), "--results", str(results),
            "--address", cluster.address]
-    driver = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "driver.log"
+    driver = subprocess.Popen(cmd, env=env(), stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 300
     while not _records(profile, results) and time.time() < deadline and driver.poll() is None:
         time.sleep(0.2)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     before = _records(profile, results)
-    assert 1 <= len(before) < len(profile.runs)
+    assert 1 <= len(before) < len(profile.runs), log.read_text()
     for rid in before:
         record.load(sweep.run_dir(profile, profile.run(rid), results) / "record.json", complete=True)
     again = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=300)

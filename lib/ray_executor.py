@@ -205,8 +205,19 @@ def _connect(address: str | None, ray, repo: Path, local_cpus: int | None = None
                  log_to_driver=False, num_cpus=local_cpus)
         return
     target = _host_port(address)
-    loopback = {"_node_ip_address": "127.0.0.1"} if target and target[0] in LOOPBACK else {}
-    ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, **loopback)
+    if not (target and target[0] in LOOPBACK):
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        return
+    # Ray rewrites a loopback address to this machine's interface address (services.
+    # resolve_ip_for_localhost asks get_node_ip_address), where a cluster started on 127.0.0.1
+    # does not listen: while joining, that lookup answers 127.0.0.1, and so does the driver.
+    services = ray._private.services
+    lookup = services.get_node_ip_address
+    services.get_node_ip_address = lambda address=None: "127.0.0.1"
+    try:
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, _node_ip_address="127.0.0.1")
+    finally:
+        services.get_node_ip_address = lookup
 
 
 def _check_nodes(ray, res: dict) -> None:

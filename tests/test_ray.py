@@ -190,12 +190,14 @@ def test_a_killed_driver_loses_nothing_and_a_rerun_trains_only_the_missing_runs(
 
 
 def _task_pids():
-    import psutil
-
+    """Worker processes running a run: Ray titles them after the task (`ray::train_run`)."""
     pids = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if any("ray::train_run" in part for part in proc.info["cmdline"] or ()):
-            pids.append(proc.pid)
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"ray::train_run" in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:  # the process ended meanwhile
+            pass
     return pids
 
 

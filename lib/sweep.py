@@ -659,3 +659,25 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def finish(profile: Profile, run: Run, results: Path, notebook_path: Path, record: Path) -> Path:
+    """Move an executed notebook, what its run wrote beside its record (checkpoints/) and, last,
+    its complete record into the run's folder; return the record's new path.
+
+    Every move is an `os.replace`, so `record.json` appears only once everything it points to
+    is in place; the folder the files came from is removed if it is the run's `partial/`.
+    """
+    folder = run_dir(profile, run, results)
+    notebook_path, record = Path(notebook_path), Path(record)
+    os.replace(notebook_path, folder / "train.ipynb")
+    for entry in record.parent.iterdir():
+        if entry.name not in (record.name, notebook_path.name) and not entry.name.startswith("."):
+            target = folder / entry.name
+            if target.is_dir():  # a previous attempt's checkpoints: replaced, not merged
+                shutil.rmtree(target)
+            os.replace(entry, target)
+    os.replace(record, folder / "record.json")  # last: the run is now complete
+    if record.parent == folder / "partial":
+        shutil.rmtree(record.parent)
+    return folder / "record.json"

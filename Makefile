@@ -22,31 +22,38 @@ RESULTS_DIR ?= results
 # JOBS=N runs N trainings at once (as does make -j N); each then gets cores / N torch threads.
 JOBS ?=
 SWEEP := $(BIN)/python -m lib.sweep --results $(RESULTS_DIR)
+# EXECUTOR=local trains through make's file targets on this machine; EXECUTOR=ray runs each
+# pending run as a Ray task on the cluster of RAY_ADDRESS (or a local Ray started for the sweep).
+EXECUTOR ?= local
+RAYRUN := $(BIN)/python -m lib.ray_executor --results $(RESULTS_DIR) $(if $(JOBS),--jobs $(JOBS))
 RESULTS := $(RESULTS_DIR)/$(basename $(notdir $(PROFILE)))
 # reproduce has made (or, given -o, skipped) install already; make does not pass -o down.
 SUBMAKE = $(MAKE) --no-print-directory -o $(VENV)/.installed PROFILE=$(PROFILE) RESULTS_DIR=$(RESULTS_DIR)
 
-.PHONY: help install test lint clean clean-results reproduce runs tables ablations
+.PHONY: help install test lint clean clean-results reproduce runs tables ablations compare
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 	@echo "  variables: PROFILE=smoke|quick|paper|ablations|path.yaml (default quick), JOBS=N (parallel runs),"
-	@echo "             RESULTS_DIR=results (where runs live)"
+	@echo "             RESULTS_DIR=results (where runs live), EXECUTOR=local|ray (RAY_ADDRESS: the cluster)"
 
 install: $(VENV)/.installed ## create .venv/ with every dependency (or use the active conda env), lib editable
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,nir,ray]'
+	@# sinabs (NIR round trip, lib.nir_export) pins an older nir in its metadata: installed on top
+	$(BIN)/pip install --quiet --no-deps sinabs==3.1.3 pbr==7.1.3
 	touch $@
 
 test: install ## run the test suite (needs CIFAR-10: CIFAR10_DIR, or ../shared/data/cifar10)
 	$(BIN)/python -m pytest
 
-reproduce: install ## train the runs of PROFILE lacking a complete record (JOBS=N or -j N: in parallel), then tables
+reproduce: install ## train the runs of PROFILE lacking a complete record (JOBS=N: in parallel; EXECUTOR=ray: on a Ray cluster), then tables
+	@$(BIN)/python -m lib.ray_executor --check-executor $(EXECUTOR)
 	@$(SWEEP) check $(PROFILE) >/dev/null
 	@$(SWEEP) prune $(PROFILE)
-	-@$(SUBMAKE) -k $(if $(JOBS),-j$(JOBS)) runs
+	-@$(if $(filter ray,$(EXECUTOR)),$(RAYRUN) $(PROFILE),$(SUBMAKE) -k $(if $(JOBS),-j$(JOBS)) runs)
 	-@$(SUBMAKE) tables
 	@$(SWEEP) status $(PROFILE)
 
@@ -66,6 +73,9 @@ $(RESULTS)/%/record.json:
 
 tables: install ## Tables 1-2 and figures of PROFILE into figures/<profile>/ from its records (never trains)
 	$(SWEEP) tables $(PROFILE)
+
+compare: install ## after make reproduce: are figures/<profile>'s tables within the measured spread of the committed ones? (exit 1 if not)
+	$(BIN)/python -m lib.compare figures/$(basename $(notdir $(PROFILE))) HEAD:figures/$(basename $(notdir $(PROFILE)))
 
 lint: install ## check style with ruff
 	$(BIN)/ruff check lib tests

@@ -188,7 +188,8 @@ def store(profile: sweep.Profile, run: sweep.Run, results: Path, files: dict) ->
         record.load(partial / "record.json", complete=True)
     except record.RecordError:
         return sweep.state(profile, run, results)
-    sweep.finish(profile, run, results, partial / "train.ipynb", partial / "record.json")
+    sweep.finish(profile, run, results, partial / "train.ipynb", partial / "record.json", sweep.extras(partial))
+    shutil.rmtree(partial, ignore_errors=True)
     return sweep.state(profile, run, results)
 
 

@@ -463,6 +463,11 @@ def _replace(source: Path, target: Path) -> None:
         shutil.rmtree(source) if source.is_dir() else source.unlink()
 
 
+def extras(partial: Path) -> list[Path]:
+    """What a run wrote in `partial/` beside its notebook and record (checkpoints/), for `finish`."""
+    return [e for e in partial.iterdir() if e.name not in (LOCK, "train.ipynb", "record.json")]
+
+
 def finish(profile: Profile, run: Run, results: Path, notebook_path: Path, rec, extras=()) -> Path:
     """Move an executed notebook (and `extras`, other outputs such as checkpoints) into the run
     folder, then the complete record, last: `rec` is a `record.json` path (moved) or a record
@@ -521,8 +526,7 @@ def execute(profile: Profile, run: Run, results: Path, jobs: int = 1, log_output
             reason = inspect_failure(partial) or f"{getattr(err, 'ename', type(err).__name__)}: " \
                 f"{getattr(err, 'evalue', err)}"
             raise RunFailed(f"run {run.id} failed: {reason}; read {notebook}") from err
-        extras = [e for e in partial.iterdir() if e.name not in (LOCK, "train.ipynb", "record.json")]
-        path = finish(profile, run, results, notebook, partial / "record.json", extras)
+        path = finish(profile, run, results, notebook, partial / "record.json", extras(partial))
     shutil.rmtree(partial, ignore_errors=True)
     return path
 
@@ -659,25 +663,3 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def finish(profile: Profile, run: Run, results: Path, notebook_path: Path, record: Path) -> Path:
-    """Move an executed notebook, what its run wrote beside its record (checkpoints/) and, last,
-    its complete record into the run's folder; return the record's new path.
-
-    Every move is an `os.replace`, so `record.json` appears only once everything it points to
-    is in place; the folder the files came from is removed if it is the run's `partial/`.
-    """
-    folder = run_dir(profile, run, results)
-    notebook_path, record = Path(notebook_path), Path(record)
-    os.replace(notebook_path, folder / "train.ipynb")
-    for entry in record.parent.iterdir():
-        if entry.name not in (record.name, notebook_path.name) and not entry.name.startswith("."):
-            target = folder / entry.name
-            if target.is_dir():  # a previous attempt's checkpoints: replaced, not merged
-                shutil.rmtree(target)
-            os.replace(entry, target)
-    os.replace(record, folder / "record.json")  # last: the run is now complete
-    if record.parent == folder / "partial":
-        shutil.rmtree(record.parent)
-    return folder / "record.json"

@@ -374,7 +374,7 @@ def notebook_error(notebook: Path) -> str | None:
 
     try:
         nb = nbformat.read(notebook, as_version=4)
-    except (OSError, ValueError):
+    except (OSError, ValueError, nbformat.ValidationError):  # absent, not JSON, not a notebook
         return None
     for cell in nb.cells:
         for out in cell.get("outputs", []):

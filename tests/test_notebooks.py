@@ -57,7 +57,7 @@ def smoke(tmp_path_factory, cifar10_dir, cache_dir):
 def test_a_run_through_papermill_leaves_notebook_and_complete_record(smoke):
     profile, results = smoke
     folder = sweep.run_dir(profile, profile.run("linear-s1e-06-seed0"), results)
-    assert sorted(p.name for p in folder.iterdir()) == ["record.json", "train.ipynb"]  # partial/ is gone
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoints", "record.json", "train.ipynb"]  # partial/ is gone
     rec = record.load(folder / "record.json", complete=True)
     assert rec["params"]["train_size"] == 256
     assert rec["params"]["threads"] == 1 and len(rec["epochs"]) == 2

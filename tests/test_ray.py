@@ -76,10 +76,13 @@ def test_a_cluster_address_where_nothing_listens_fails_within_seconds(tmp_path, 
 def test_resources_per_run_follow_the_local_executor(monkeypatch):
     monkeypatch.setattr(sweep.os, "cpu_count", lambda: 8)
     runs = (sweep.Run("baseline", 0.0, 0),)
-    assert ray_executor.resources(sweep.Profile("p", {"threads": 1}, runs), None, None, 4) == {
-        "num_cpus": 1, "num_gpus": 0.0}
-    assert ray_executor.resources(sweep.Profile("p", {}, runs), None, None, 2)["num_cpus"] == 4  # 8 cores / 2 jobs
-    on_cuda = sweep.Profile("p", {"device": "cuda"}, runs)
+
+    def profile(**params):  # built directly: a cuda profile is not parsed on a machine without CUDA
+        return sweep.Profile("p", params, runs, (sweep.Variant("", "", "", params),))
+
+    assert ray_executor.resources(profile(threads=1), None, None, 4) == {"num_cpus": 1, "num_gpus": 0.0}
+    assert ray_executor.resources(profile(), None, None, 2)["num_cpus"] == 4  # 8 cores / 2 jobs
+    on_cuda = profile(device="cuda")
     assert ray_executor.resources(on_cuda, 2, None, 1) == {"num_cpus": 2, "num_gpus": 0.25}
     assert ray_executor.resources(on_cuda, None, 0.5, 8)["num_gpus"] == 0.5
     with pytest.raises(ray_executor.ExecutorError, match="--cpus-per-run"):

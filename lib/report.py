@@ -206,9 +206,11 @@ def write_stability(frame: pd.DataFrame, folder, name: str = "selection_stabilit
 def write_provenance(collected, folder, name: str = "provenance") -> Path:
     """`name`.md: the profile, how many runs complete, the machines and seeds behind the records
     (`provenance_note`) and a row per machine with its full fingerprint (`lib.provenance.machines`)."""
+    machines = provenance.machines(collected.records)
+    machines = machines.where(machines.notna(), "")  # no CUDA on a CPU run: an empty cell, not "nan"
     text = (f"# Records behind these tables and figures\n\nProfile {collected.profile.name}: "
             f"{len(collected.records)} of {len(collected.profile.runs)} runs complete. "
-            f"{provenance_note(collected.records)}\n\n{markdown(provenance.machines(collected.records))}")
+            f"{provenance_note(collected.records)}\n\n{markdown(machines)}")
     return write_text(Path(folder) / f"{name}.md", text)
 
 

@@ -38,13 +38,13 @@ def machines(records) -> pd.DataFrame:
 
 def describe(row) -> str:
     """One machine in words (the kernels that decide the numbers; platform and Python are in
-    `machines`): `AMD EPYC 7B13 (AVX2), 1 thread, cpu, torch 2.14.1+cu130`."""
+    `machines`): `AMD EPYC 7B13 (AVX2), 1 thread, CPU, torch 2.14.1+cu130`."""
     if all(row[f] == UNKNOWN for f in FIELDS):
         return "an unrecorded machine (records before version 2)"
     threads = f"{row['threads']} thread{'' if row['threads'] == 1 else 's'}"
-    # a CUDA build of torch reports its CUDA version on a CPU-only machine too: say it only for a GPU
-    gpu = "" if str(row["device_name"]).lower().startswith("cpu") else f" (CUDA {row['cuda']}, cuDNN {row['cudnn']})"
-    return f"{row['cpu']} ({row['cpu_capability']}), {threads}, {row['device_name']}{gpu}, torch {row['torch']}"
+    # `lib.train.machine` records cuda None for a run on the CPU, and then names the CPU again as its device
+    device = "CPU" if row["cuda"] is None else f"{row['device_name']} (CUDA {row['cuda']}, cuDNN {row['cudnn']})"
+    return f"{row['cpu']} ({row['cpu_capability']}), {threads}, {device}, torch {row['torch']}"
 
 
 def _runs(n: int) -> str:

@@ -9,16 +9,24 @@ spike reduction against the baseline row, and the paper's own row beside ours
 (`lib.paper`), labelled as such. The regulariser baselines (`lib.schedules.REGULARISERS`)
 are rows like the paper's schedules, with no paper row. With several seeds every number is
 mean ± sd over them.
+
+Beside the paper's rule, the same tables by our stable rule (`lib.robust`), written as
+`table1_robust` and `table2_robust` and labelled as ours by `robust.caption`; how often each
+rule's winner changes between seeds (`selection_stability`: the paper's rule and ours on each
+seed alone, ours on all seeds but one); and which machines and seeds stand behind the records
+(`provenance_note`), which every caption and the folder's `provenance.md` state. Every file is
+written atomically (a temporary file beside it, then `os.replace`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pandas as pd
 
-from . import paper
+from . import paper, provenance, robust, select
 
 LOSS_FUNCTION = {  # row labels: the paper's, then the regulariser baselines (ours)
     **paper.LOSS_FUNCTION,
@@ -47,17 +55,31 @@ def energy_note(records) -> str:
             f"non-spiking network: {ref['ann_macs']:,} MACs, {ref['ann_energy_pj'] / 1e6:.2f} µJ.")
 
 
-def caption(name: str, collected) -> str:
-    """The table's title, the profile, what energy counts, and which runs it lacks
-    (`collected`: a `lib.sweep.Collected`)."""
+def seeds(records) -> list:
+    """The seeds of the records, sorted."""
+    return sorted({r["params"]["seed"] for r in records})
+
+
+def provenance_note(records) -> str:
+    """The machines (`lib.provenance.note`) and the seeds behind the records, for a caption."""
+    found = seeds(records)
+    return f"{provenance.note(records)} Seeds: {len(found)} ({', '.join(map(str, found))})."
+
+
+def caption(name: str, collected, selected: pd.DataFrame | None = None) -> str:
+    """The table's title, the profile, what energy counts, which runs it lacks, and the machines
+    and seeds behind it (`collected`: a `lib.sweep.Collected`). With `selected` (rows of
+    `lib.robust.select_robust`) the table is ours, and `robust.caption` says so after the title."""
     total = len(collected.profile.runs)
     text = (f"{CAPTIONS[name]} (profile {collected.profile.name}: {len(collected.records)} of {total} runs; "
             f"test accuracy, spikes and SynOps per image of the selected point, mean ± sd over the seeds "
-            f"when there are several; paper columns: {paper.CITATION}, in the paper's units)."
-            + energy_note(collected.records))
+            f"when there are several; paper columns: {paper.CITATION}, in the paper's units).")
+    if selected is not None:
+        text += " " + robust.caption(selected, select.TOLERANCES[name])
+    text += energy_note(collected.records)
     if collected.missing:
         text += " Missing runs: " + ", ".join(f"{m['run_id']} ({m['state']})" for m in collected.missing) + "."
-    return text
+    return f"{text} {provenance_note(collected.records)}"
 
 
 def _values(values, fmt):
@@ -110,17 +132,96 @@ def markdown(frame: pd.DataFrame) -> str:
     return "\n".join("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in cells) + "\n"
 
 
+def write_text(path, text: str) -> Path:
+    """`text` into a temporary file beside `path`, then renamed: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
 def write_table(frame: pd.DataFrame, summary: pd.DataFrame, folder, name: str, caption: str) -> list[Path]:
     """`name`.md (caption + table), `name`.tex (the printable table) and `name`.csv (numbers)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    md, tex, csv = (folder / f"{name}.{ext}" for ext in ("md", "tex", "csv"))
-    md.write_text(f"{caption}\n\n{markdown(frame)}")
     latex = frame.to_latex(index=False, escape=True, caption=caption, label=f"tab:{name}")
-    tex.write_text(latex.replace("±", r"$\pm$"))
     numbers = summary.assign(loss_function=summary["schedule"].map(LOSS_FUNCTION))
-    numbers.to_csv(csv, index=False)
-    return [md, tex, csv]
+    return [write_text(folder / f"{name}.md", f"{caption}\n\n{markdown(frame)}"),
+            write_text(folder / f"{name}.tex", latex.replace("±", r"$\pm$")),
+            write_text(folder / f"{name}.csv", numbers.to_csv(index=False))]
+
+
+def robust_tables(records) -> dict[str, pd.DataFrame]:
+    """Table name -> the rows our stable rule selects (`lib.robust.select_robust`), per tolerance
+    of `lib.select.TOLERANCES`; written as `<name>_robust` beside the paper's rule's table."""
+    pts = robust.points(records)
+    return {name: robust.select_robust(pts, tolerance) for name, tolerance in select.TOLERANCES.items()}
+
+
+STABILITY_COLUMNS = ["table", "draws", "rule", "schedule", "pairs", "point_changes", "sigma0_changes", "change_rate",
+                     "note"]
+
+
+def selection_stability(records) -> pd.DataFrame:
+    """How often each rule's winner changes between draws of seeds (`lib.robust.stability`), per
+    table: the paper's rule and ours on each seed alone (`single seeds`), ours on all seeds but
+    one (`leave one out`; with 2 seeds that is each seed alone again, and the note says so).
+    With fewer than 2 seeds there is nothing to compare: one row whose note says so."""
+    found = seeds(records)
+    if len(found) < 2:
+        note = f"needs 2 seeds: the records have {len(found)} ({', '.join(map(str, found))}); add seeds to the profile"
+        return pd.DataFrame([{"note": note}], columns=STABILITY_COLUMNS)
+    pts = robust.points(records)
+    frames = []
+    for name, tolerance in select.TOLERANCES.items():
+        single = robust.stability(pts, tolerance, robust.single_seeds(found))
+        loo = robust.stability(pts, tolerance, robust.leave_one_out(found), rules=("robust",))
+        note = "with 2 seeds, all but one is each seed alone" if len(found) == 2 else ""
+        frames += [single.assign(table=name, draws="single seeds", note=""),
+                   loo.assign(table=name, draws="leave one out", note=note)]
+    return pd.concat(frames, ignore_index=True)[STABILITY_COLUMNS]
+
+
+def stability_sentence(frame: pd.DataFrame) -> str:
+    """`selection_stability` in words: per table, each rule's winner changes over its pairs of seeds."""
+    if frame["rule"].isna().all():
+        return frame["note"].iloc[0] + "."
+    totals = frame[(frame["schedule"] == "all") & (frame["draws"] == "single seeds")]
+    parts = []
+    for name, group in totals.groupby("table", sort=False):
+        changes = (group["point_changes"] + group["sigma0_changes"]).set_axis(group["rule"])
+        pairs = group.set_index("rule")["pairs"]
+        parts.append(f"{name}: paper's rule {changes['paper']} of {pairs['paper']}, "
+                     f"ours {changes['robust']} of {pairs['robust']}")
+    return ("Winner changes between single seeds (a schedule gaining or losing its point, or another sigma0, "
+            "over every pair of seeds and sparse schedule): " + "; ".join(parts) + ".")
+
+
+def write_stability(frame: pd.DataFrame, folder, name: str = "selection_stability") -> Path:
+    """`name`.csv: the rows of `selection_stability`."""
+    return write_text(Path(folder) / f"{name}.csv", frame.to_csv(index=False))
+
+
+def write_provenance(collected, folder, name: str = "provenance") -> Path:
+    """`name`.md: the profile, how many runs complete, the machines and seeds behind the records
+    (`provenance_note`) and a row per machine with its full fingerprint (`lib.provenance.machines`)."""
+    machines = provenance.machines(collected.records)
+    machines = machines.where(machines.notna(), "")  # no CUDA on a CPU run: an empty cell, not "nan"
+    text = (f"# Records behind these tables and figures\n\nProfile {collected.profile.name}: "
+            f"{len(collected.records)} of {len(collected.profile.runs)} runs complete. "
+            f"{provenance_note(collected.records)}\n\n{markdown(machines)}")
+    return write_text(Path(folder) / f"{name}.md", text)
+
+
+def schedule_axis(records) -> tuple[int, int]:
+    """(epochs, batches per epoch) the runs trained for: `params.epochs` and
+    ceil(`data.train` / `params.batch_size`) of their records, which one profile's runs share."""
+    axes = {(r["params"]["epochs"], -(-r["data"]["train"] // r["params"]["batch_size"])) for r in records}
+    if len(axes) != 1:
+        raise ValueError(f"the records disagree on (epochs, batches per epoch): {sorted(axes)}; "
+                         "one schedule-weights figure needs one")
+    return axes.pop()
 
 
 PARETO_COLUMNS = ["schedule", "loss_function", "seed", "sigma0", "epoch", "val_accuracy", "val_spikes",
@@ -129,7 +230,5 @@ PARETO_COLUMNS = ["schedule", "loss_function", "seed", "sigma0", "epoch", "val_a
 
 def write_pareto(front: pd.DataFrame, folder, name: str = "pareto_fronts") -> Path:
     """`name`.csv: the points of `lib.select.pareto_front`, their validation and test numbers."""
-    path = Path(folder) / f"{name}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    front.assign(loss_function=front["schedule"].map(LOSS_FUNCTION))[PARETO_COLUMNS].to_csv(path, index=False)
-    return path
+    frame = front.assign(loss_function=front["schedule"].map(LOSS_FUNCTION))[PARETO_COLUMNS]
+    return write_text(Path(folder) / f"{name}.csv", frame.to_csv(index=False))

@@ -2,9 +2,10 @@
 
 from lib import provenance
 
-EPYC = {"cpu": "AMD EPYC 7B13", "cpu_capability": "AVX2", "threads": 1, "torch": "2.14.1+cu130", "cuda": "13.0",
-        "cudnn": None, "device_name": "cpu", "platform": "Linux-x86_64", "python": "3.11.7"}
-H200 = {**EPYC, "threads": 16, "device_name": "NVIDIA H200", "cudnn": 91000}
+# as lib.train.machine writes them: on the CPU no CUDA version and the CPU model as the device
+EPYC = {"cpu": "AMD EPYC 7B13", "cpu_capability": "AVX2", "threads": 1, "torch": "2.14.1+cu130", "cuda": None,
+        "cudnn": None, "device_name": "AMD EPYC 7B13", "platform": "Linux-x86_64", "python": "3.11.7"}
+H200 = {**EPYC, "threads": 16, "device_name": "NVIDIA H200", "cuda": "13.0", "cudnn": 91000}
 
 
 def test_machines_grouped_and_counted():
@@ -14,7 +15,7 @@ def test_machines_grouped_and_counted():
     assert frame.loc[0, "cudnn"] is None and frame.loc[1, "cudnn"] == 91000  # None not turned into NaN
     assert (frame.loc[2, list(provenance.FIELDS)] == "unknown").all()
     assert provenance.note(records) == (
-        "Records: 4 runs on 3 machines: AMD EPYC 7B13 (AVX2), 1 thread, cpu, torch 2.14.1+cu130 (2 runs); "
+        "Records: 4 runs on 3 machines: AMD EPYC 7B13 (AVX2), 1 thread, CPU, torch 2.14.1+cu130 (2 runs); "
         "AMD EPYC 7B13 (AVX2), 16 threads, NVIDIA H200 (CUDA 13.0, cuDNN 91000), torch 2.14.1+cu130 (1 run); "
         "an unrecorded machine (records before version 2) (1 run).")
 

@@ -1,4 +1,4 @@
-"""Where explicit spike-count training works: the outcomes of a profile with factors (`lib.sweep`).
+"""Where explicit spike-count training works: the outcomes of a profile with factors (`lib.profiles`).
 
 Every variant of a study is judged against its *own* baseline (the same setting, cross
 entropy only) with the paper's selection rule (`lib.select`), on validation only:

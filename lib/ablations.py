@@ -1,4 +1,4 @@
-"""Where explicit spike-count training works: the outcomes of a profile with factors (`lib.sweep`).
+"""Where explicit spike-count training works: the outcomes of a profile with factors (`lib.profiles`).
 
 Every variant of a study is judged against its *own* baseline (the same setting, cross
 entropy only) with the paper's selection rule (`lib.select`), on validation only:
@@ -50,22 +50,15 @@ def points(collected) -> pd.DataFrame:
 def runs(pts: pd.DataFrame) -> pd.DataFrame:
     """One row per run: its last epoch's validation numbers, the first `lib.select.silent` epoch
     (NaN if none) and whether it is still silent at the end (collapsed)."""
-    rows = []
     quiet = select.silent(pts)
-    for run_id, group in pts.groupby("run_id", sort=False):
-        group = group.sort_values("epoch")
-        last = group.iloc[-1]
-        silent = group[quiet.loc[group.index]]["epoch"]
-        rows.append({
-            **{k: last[k] for k in ("variant", "factor", "label", "schedule", "sigma0", "seed")},
-            "run_id": run_id, "epochs": int(last["epoch"]),
-            "last_val_accuracy": last["val_accuracy"], "last_val_spikes": last["val_spikes"],
-            "first_silent_epoch": float(silent.min()) if len(silent) else math.nan,
-            "collapsed": bool(quiet.loc[group.index[-1]]),
-        })
+    last = pts.loc[pts.groupby("run_id", sort=False)["epoch"].idxmax()]
+    first_silent = pts["epoch"].where(quiet).astype(float).groupby(pts["run_id"]).min()
+    per_run = last.assign(
+        epochs=last["epoch"].astype(int), last_val_accuracy=last["val_accuracy"], last_val_spikes=last["val_spikes"],
+        first_silent_epoch=last["run_id"].map(first_silent), collapsed=quiet.loc[last.index])
     columns = ["variant", "factor", "label", "schedule", "sigma0", "seed", "run_id", "epochs",
                "last_val_accuracy", "last_val_spikes", "first_silent_epoch", "collapsed"]
-    return pd.DataFrame(rows, columns=columns)
+    return per_run[columns].reset_index(drop=True)
 
 
 def outcomes(pts: pd.DataFrame) -> pd.DataFrame:

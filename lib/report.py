@@ -127,7 +127,13 @@ def table(summary: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def markdown(frame: pd.DataFrame) -> str:
-    """A GitHub Markdown table (pandas' to_markdown needs tabulate, which we do not)."""
+    """A GitHub Markdown table: cells unpadded, "|" escaped as "\\|".
+
+    Not `DataFrame.to_markdown`: it pads every cell to its column's width and leaves "|" as
+    is (a cell "x|y" then splits into two columns), and it needs tabulate, which is no
+    dependency. None of tablefmt "github" or "pipe", with or without disable_numparse, gives
+    the committed figures/*/table*.md and ablations_*.md bytes (tabulate 0.10.0, pandas 3.1).
+    """
     cells = [list(frame.columns), ["---"] * frame.shape[1], *frame.astype(str).values.tolist()]
     return "\n".join("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in cells) + "\n"
 

@@ -94,19 +94,22 @@ def summarise(selected: pd.DataFrame) -> pd.DataFrame:
     with a selected point, `notes` joins the notes of those without.
     """
     frame = selected.assign(spike_reduction=spike_reduction(selected))
-    rows = []
-    for schedule, group in frame.groupby("schedule", sort=False):
-        chosen = group[group["note"] == ""]
-        rows.append({
-            "schedule": schedule,
-            "seeds": len(chosen),
-            "sigma0": list(chosen["sigma0"]),
-            "epoch": [int(e) for e in chosen["epoch"]],
-            **{f"{k}_{stat}": getattr(chosen[k].astype(float), stat)() for k in SUMMARISED for stat in ("mean", "std")},
-            "notes": "; ".join(sorted(set(group["note"]) - {""})),
-        })
-    stats = [f"{k}_{stat}" for k in SUMMARISED for stat in ("mean", "std")]
-    return pd.DataFrame(rows, columns=["schedule", "seeds", "sigma0", "epoch", *stats, "notes"])
+    chosen = frame["note"] == ""
+    # a noted row's numbers are masked (NaN), so the lists, means and sds count chosen rows only
+    numbers = frame[["sigma0", "epoch", *SUMMARISED]].astype(float).where(chosen)
+    groups = numbers.assign(schedule=frame["schedule"], chosen=chosen, note=frame["note"]).groupby(
+        "schedule", sort=False)
+    # pd.Series.mean/std, not "mean"/"std": groupby's own (compensated) sums differ from
+    # Series' in the last bit, and the committed tables' CSVs carry every bit
+    stats = {f"{k}_{stat}": (k, getattr(pd.Series, stat)) for k in SUMMARISED for stat in ("mean", "std")}
+    summary = groups.agg(
+        seeds=("chosen", "sum"),
+        sigma0=("sigma0", lambda s: list(s.dropna())),
+        epoch=("epoch", lambda s: [int(e) for e in s.dropna()]),
+        **stats,
+        notes=("note", lambda s: "; ".join(sorted(set(s) - {""}))),
+    )
+    return summary.reset_index()
 
 
 def silent(pts: pd.DataFrame) -> pd.Series:

@@ -51,7 +51,7 @@ from .snn import ENCODINGS, LAYERS, SPIKE_NORMALISATIONS, SURROGATES, LIFParamet
 
 @dataclass
 class Params:
-    """Every setting of one run; the defaults are a sensible full run (DESIGN.md sec. 3)."""
+    """Every setting of one run; the defaults are a full paper-scale run (README "One experiment")."""
 
     schedule: str = "baseline"  # sparsity weighting: lib.schedules.NAMES (the paper's, then REGULARISERS)
     sigma0: float | None = None  # scale of the spike-count loss (eqs. 4-8); None: DEFAULT_SIGMA0[schedule]

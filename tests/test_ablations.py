@@ -139,3 +139,15 @@ def test_several_seeds_give_a_table_row_per_seed(made):
     base = frame[frame["label"] == "default"].set_index("seed")
     assert base.loc[0, "baseline"] == "1200 sp, 55.0 %" and base.loc[1, "baseline"] == "2400 sp, 55.0 %"
     assert base.loc[1, "constant"] == "-50 % (σ0 1, ep 1)"  # both seeds' spikes doubled: the same reduction
+
+
+def test_runs_take_the_last_epoch_whatever_the_row_order():
+    # rows as a resumed or merged record may hold them: epoch 3 first; silent in epochs 2 and 3
+    row = {"variant": "base", "factor": "base", "label": "default", "schedule": "linear", "sigma0": 1.0, "seed": 0,
+           "run_id": "base/linear-s1-seed0"}
+    pts = pd.DataFrame([{**row, "epoch": 3, "val_accuracy": 0.1, "val_spikes": 5.0, "val_spikes_per_layer": [5, 0]},
+                        {**row, "epoch": 1, "val_accuracy": 0.4, "val_spikes": 9.0, "val_spikes_per_layer": [6, 3]},
+                        {**row, "epoch": 2, "val_accuracy": 0.2, "val_spikes": 7.0, "val_spikes_per_layer": [7, 0]}])
+    got = ablations.runs(pts).iloc[0]
+    assert (got["epochs"], got["last_val_accuracy"], got["last_val_spikes"]) == (3, 0.1, 5.0)
+    assert (got["first_silent_epoch"], got["collapsed"]) == (2.0, True)

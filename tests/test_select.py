@@ -2,6 +2,8 @@
 the validation Pareto fronts."""
 
 import math
+import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -106,6 +108,38 @@ def test_several_seeds_are_selected_per_seed_then_averaged():
     assert row["Energy (µJ)"] == "1.70 ± 0.42"  # 10 nJ per test spike
 
 
+def test_summary_over_two_seeds_counts_only_the_selected_points():
+    # seed 0: reference 0.60 (BASELINE epoch 2); seed 1: reference 0.55. linear misses in seed 1,
+    # quadratic in seed 0: each is summarised over its one selected seed, the miss in `notes`
+    runs = [
+        BASELINE,
+        record("linear", 1e-6, [(0.60, 200, 0.62, 140)]),
+        record("quadratic", 1e-7, [(0.30, 10, 0.3, 10)]),
+        record("baseline", 0.0, [(0.55, 400, 0.56, 400)], seed=1),
+        record("linear", 1e-6, [(0.50, 300, 0.58, 200)], seed=1),
+        record("quadratic", 1e-7, [(0.56, 100, 0.54, 50)], seed=1),
+    ]
+    summary = select.summarise(select.select(select.points(runs), 0.0))
+    nan, r2 = math.nan, math.sqrt(2)
+
+    def row(schedule, seeds, sigma0, epoch, acc, spikes, reduction, notes=""):
+        # every spike is 125 SynOps and 10 nJ (`record`); (mean, sd) pairs
+        return {"schedule": schedule, "seeds": seeds, "sigma0": sigma0, "epoch": epoch,
+                "test_accuracy_mean": acc[0], "test_accuracy_std": acc[1],
+                "test_spikes_mean": spikes[0], "test_spikes_std": spikes[1],
+                "spike_reduction_mean": reduction[0], "spike_reduction_std": reduction[1],
+                "test_synops_mean": 125 * spikes[0], "test_synops_std": 125 * spikes[1],
+                "test_energy_pj_mean": 1e4 * spikes[0], "test_energy_pj_std": 1e4 * spikes[1], "notes": notes}
+
+    expected = pd.DataFrame([
+        # test accuracy 0.60 and 0.56, spikes 280 and 400: sd = |a - b| / sqrt(2)
+        row("baseline", 2, [0.0, 0.0], [2, 1], (0.58, 0.04 / r2), (340.0, 120 / r2), (0.0, 0.0)),
+        row("linear", 1, [1e-6], [1], (0.62, nan), (140.0, nan), (1 - 140 / 280, nan), select.NO_POINT),
+        row("quadratic", 1, [1e-7], [1], (0.54, nan), (50.0, nan), (1 - 50 / 400, nan), select.NO_POINT),
+    ])
+    pd.testing.assert_frame_equal(summary, expected, check_exact=False, rtol=1e-12)
+
+
 def test_a_seed_without_baseline_is_noted():
     selected = select.select(select.points([BASELINE, record("linear", 1e-6, [(0.6, 1, 0.6, 1)], seed=3)]), 0.0)
     assert pick(selected, "linear", seed=3)["note"] == select.NO_BASELINE
@@ -135,6 +169,16 @@ def test_per_layer_and_markdown():
     assert all(math.isnan(v) for v in select.per_layer(selected, stat="std")["constant"])  # one seed
     md = report.markdown(pd.DataFrame({"a": ["x|y"], "b": [1]}))
     assert md == "| a | b |\n| --- | --- |\n| x\\|y | 1 |\n"
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("figures/*/*table*.md")), ids=str)
+def test_markdown_rebuilds_the_committed_tables_byte_for_byte(path):
+    # the reason report.markdown is ours, not DataFrame.to_markdown (which pads cells)
+    text = path.read_text()
+    body = text if text.startswith("|") else text.split("\n\n", 1)[1]  # tables 1 and 2 open with a caption
+    header, _, *rows = [re.split(r" (?<!\\)\| ", line[2:-2]) for line in body.splitlines()]
+    frame = pd.DataFrame([[c.replace("\\|", "|") for c in row] for row in rows], columns=header)
+    assert report.markdown(frame) == body
 
 
 def test_pareto_front_by_hand():

@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from lib import record, sweep
+from lib import record, schedules, sweep, train
 
 GRID = {"seeds": [0], "sigma0": {"baseline": [], "linear": [3e-6, 1e-6]}}
 BASELINE_PARAMS = {"schedule": "baseline", "sigma0": 0.0, "seed": 0}  # as lib.train records the baseline
@@ -18,16 +18,16 @@ BASELINE_PARAMS = {"schedule": "baseline", "sigma0": 0.0, "seed": 0}  # as lib.t
 
 def complete_record(params):
     """A complete record of `params` (one row per planned epoch)."""
-    n = params.get("epochs", sweep.Params().epochs)  # a parameter left out is recorded as its default
+    n = params.get("epochs", train.Params().epochs)  # a parameter left out is recorded as its default
     return {"status": "complete", "params": {"epochs": n, **params}, "epochs": [{"epoch": i + 1} for i in range(n)]}
 
 
 def test_shipped_profiles_are_valid_and_cover_every_schedule():
     for name in ("smoke", "quick", "paper"):
         profile = sweep.load_profile(name)
-        assert {r.schedule for r in profile.runs} >= set(sweep.schedules.SCHEDULES), name
+        assert {r.schedule for r in profile.runs} >= set(schedules.SCHEDULES), name
     # the smoke profile runs the regulariser baselines too, so they go through the whole pipeline
-    assert {r.schedule for r in sweep.load_profile("smoke").runs} == set(sweep.schedules.NAMES)
+    assert {r.schedule for r in sweep.load_profile("smoke").runs} == set(schedules.NAMES)
     quick = sweep.load_profile("quick")
     assert len(quick.runs) == 16 and quick.params["epochs"] == 10
 

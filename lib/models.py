@@ -21,6 +21,7 @@ the files it names; files of an earlier publish that are no longer selected are 
     from lib import models
     net = models.load("quick", "linear", table=1, seed=0)      # a SpikingLeNet, CPU, eval mode
     net = models.load_path("figures/quick/models/linear-s2e-06-seed0-epoch010.pt")
+    baseline_row, sparse_row = models.sparsest_pair(models.read_index(folder))  # for the rasters
 
 `load` rebuilds the network from the index's `params` (the run's `lib.train.Params`, as
 JSON) and gives it the weights; a missing or unreadable file is a ModelError naming it.
@@ -178,6 +179,20 @@ def load_path(path) -> SpikingLeNet:
     if rows.empty:
         raise ModelError(f"{path}: not listed in {path.parent / INDEX}")
     return _build(rows.iloc[0], path)
+
+
+def sparsest_pair(frame: pd.DataFrame, table=1, seed: int | None = None):
+    """(baseline row, sparse row) of an index for the pictures of sparsity: in Table `table`,
+    for `seed` (default: the smallest), the baseline's network and, of the other methods'
+    networks, the one with the fewest test spikes (the largest test spike reduction against
+    that baseline; a tie goes to the first in registry order). None unless both have a file."""
+    name = _table_name(table)
+    seed = int(frame["seed"].min()) if seed is None else seed
+    rows = frame[(frame["table"] == name) & (frame["seed"] == seed) & (frame["state_dict"] != "")]
+    base, others = rows[rows["schedule"] == "baseline"], rows[rows["schedule"] != "baseline"]
+    if base.empty or others.empty:
+        return None
+    return base.iloc[0], others.sort_values("test_spikes", kind="stable").iloc[0]
 
 
 def readme(profile: str, frame: pd.DataFrame) -> str:

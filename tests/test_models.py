@@ -18,11 +18,15 @@ nir = pytest.importorskip("nir")
 #     constant none (0.20, 0.10); quadratic epoch 1 (0.45), a version 1 record: no file.
 #   Table 2 (val >= 0.39): baseline epoch 2 (epoch 1's 0.30 is below), the same file as Table 1;
 #     linear epoch 1 (0.395 with 500 spikes, fewer than epoch 2's 700); constant none; quadratic epoch 1.
+#   alternating: epoch 1 in both (800 spikes, fewer than epoch 2's 850), one file.
+# Test spikes are validation spikes + 1: the sparsest Table 1 network with a file is linear
+# (701 test spikes; alternating 801, baseline 901), in Table 2 linear again (501).
 RUNS = {
     "baseline-seed0": ("baseline", 0.0, [(0.30, 1000), (0.40, 900)]),
     "constant-s1e-05-seed0": ("constant", 1e-5, [(0.20, 10), (0.10, 0)]),
     "linear-s1e-06-seed0": ("linear", 1e-6, [(0.395, 500), (0.41, 700)]),
     "quadratic-s1e-07-seed0": ("quadratic", 1e-7, [(0.45, 300), (0.44, 350)]),
+    "alternating-s1e-06-seed0": ("alternating", 1e-6, [(0.40, 800), (0.42, 850)]),
 }
 V1 = {"quadratic-s1e-07-seed0"}
 EXPECTED = [  # table, schedule, epoch, run_id, file stem, note
@@ -30,10 +34,12 @@ EXPECTED = [  # table, schedule, epoch, run_id, file stem, note
     ("table1", "constant", None, "", "", select.NO_POINT),
     ("table1", "linear", 2, "linear-s1e-06-seed0", "linear-s1e-06-seed0-epoch002", ""),
     ("table1", "quadratic", 1, "quadratic-s1e-07-seed0", "", models.V1_NOTE),
+    ("table1", "alternating", 1, "alternating-s1e-06-seed0", "alternating-s1e-06-seed0-epoch001", ""),
     ("table2", "baseline", 2, "baseline-seed0", "baseline-seed0-epoch002", ""),
     ("table2", "constant", None, "", "", select.NO_POINT),
     ("table2", "linear", 1, "linear-s1e-06-seed0", "linear-s1e-06-seed0-epoch001", ""),
     ("table2", "quadratic", 1, "quadratic-s1e-07-seed0", "", models.V1_NOTE),
+    ("table2", "alternating", 1, "alternating-s1e-06-seed0", "alternating-s1e-06-seed0-epoch001", ""),
 ]
 
 
@@ -50,7 +56,8 @@ def sweep_dir(tmp_path):
     results, recs = tmp_path / "results", []
     for i, (run_id, (schedule, sigma0, rows)) in enumerate(RUNS.items()):
         folder = results / "hand" / run_id
-        params = vars(Params(schedule=schedule, sigma0=sigma0, epochs=2, num_steps=2, beta=(0.8, 0.81, 0.82, 0.83)[i]))
+        beta = (0.8, 0.81, 0.82, 0.83, 0.84)[i]
+        params = vars(Params(schedule=schedule, sigma0=sigma0, epochs=2, num_steps=2, beta=beta))
         epochs = [epoch_row(n, *row) for n, row in enumerate(rows, start=1)]
         rec = {"status": "complete", "params": params, "epochs": epochs}
         if run_id not in V1:
@@ -79,7 +86,8 @@ def test_index_lists_exactly_the_selected_points(sweep_dir, tmp_path):
         0.395, 500, 0.385, 501)
     assert json.loads(linear2.params)["beta"] == 0.82  # the run's own Params
     # one file per selected point with a checkpoint: baseline's point is in both tables, written once
-    stems = ["baseline-seed0-epoch002", "linear-s1e-06-seed0-epoch001", "linear-s1e-06-seed0-epoch002"]
+    stems = ["baseline-seed0-epoch002", "linear-s1e-06-seed0-epoch001", "linear-s1e-06-seed0-epoch002",
+             "alternating-s1e-06-seed0-epoch001"]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         ["README.md", "index.csv", *(f"{s}.pt" for s in stems), *(f"{s}.nir" for s in stems)])  # no temporaries
     assert "models.load(\"hand\"" in (folder / "README.md").read_text()
@@ -114,8 +122,8 @@ def test_rows_without_a_file_and_bad_files_are_clear_errors(sweep_dir, tmp_path)
         models.load("hand", "quadratic", table=1, figures=figures)
     with pytest.raises(models.ModelError, match="constant, seed 0 has no network: no point within tolerance"):
         models.load("hand", "constant", table=2, figures=figures)
-    with pytest.raises(models.ModelError, match="no table1 row for schedule 'alternating', seed 0"):
-        models.load("hand", "alternating", table=1, figures=figures)
+    with pytest.raises(models.ModelError, match="no table1 row for schedule 'alternating_linear', seed 0"):
+        models.load("hand", "alternating_linear", table=1, figures=figures)
     with pytest.raises(ValueError, match="unknown table 3"):
         models.load("hand", "linear", table=3, figures=figures)
     path = folder / "linear-s1e-06-seed0-epoch002.pt"
@@ -147,3 +155,16 @@ def test_publish_checks_every_checkpoint_before_writing_and_drops_stale_files(sw
     missing.write_bytes(saved)
     models.publish(collected, folder, results)
     assert not stale.exists() and (folder / "linear-s1e-06-seed0-epoch001.pt").exists()
+
+
+def test_sparsest_pair_is_the_baseline_and_the_fewest_test_spikes(sweep_dir, tmp_path):
+    collected, results = sweep_dir
+    index = models.publish(collected, tmp_path / "models", results)
+    for table, epoch in ((1, 2), (2, 1)):
+        base, sparse = models.sparsest_pair(index, table)
+        assert (base["schedule"], base["epoch"]) == ("baseline", 2)
+        assert (sparse["schedule"], sparse["epoch"]) == ("linear", epoch)
+        assert sparse["test_spikes"] == {1: 701, 2: 501}[table]
+    assert models.sparsest_pair(index, 1, seed=1) is None  # no such seed
+    no_baseline_file = index.assign(state_dict=index["state_dict"].where(index["schedule"] != "baseline", ""))
+    assert models.sparsest_pair(no_baseline_file, 1) is None

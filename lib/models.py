@@ -64,6 +64,7 @@ def _atomic(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep published files from other readers
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -72,7 +73,8 @@ def _atomic(path: Path, write) -> None:
 
 def index(collected) -> pd.DataFrame:
     """The rows of `index.csv` for a `lib.sweep.Collected`, file names included (nothing written)."""
-    params = {rec["run_id"]: rec["params"] for rec in collected.records}
+    params = {rec["run_id"]: {k: v for k, v in rec["params"].items() if k != "output_dir"}  # a path where it ran
+              for rec in collected.records}
     has_checkpoints = {rec["run_id"]: all("checkpoint" in e for e in rec["epochs"]) for rec in collected.records}
     pts = select.points(collected.records)
     rows = []
@@ -112,7 +114,7 @@ def publish(collected, folder, results) -> pd.DataFrame:
     for name, (run_dir, epoch, model) in networks.items():
         source = run_dir / train.checkpoint_name(epoch)
         _atomic(folder / name, lambda tmp, source=source: shutil.copyfile(source, tmp))
-        nir_export.write_nir(model, folder / name.replace(".pt", ".nir"))
+        _atomic(folder / name.replace(".pt", ".nir"), lambda tmp, model=model: nir_export.write_nir(model, tmp))
     _atomic(folder / "README.md", lambda tmp: Path(tmp).write_text(readme(collected.profile.name, frame)))
     _atomic(folder / INDEX, lambda tmp: frame.to_csv(tmp, index=False))
     keep = set(files["state_dict"]) | set(files["nir"])
@@ -224,17 +226,17 @@ A spiking LeNet (`lib.snn.SpikingLeNet`) is about 250 KB.
 - `index.csv`: a row per (table, schedule, seed): {", ".join(INDEX_COLUMNS)}.
   `table` is table1 (no loss of validation accuracy) or table2 (at most one point lost);
   the accuracies are fractions, the spikes per image (all hidden layers, all time steps);
-  `params` is the run's `lib.train.Params` as JSON, all that is needed to rebuild the
-  network; `note` says why a row has no file (no point within the tolerance{
+  `params` is the run's `lib.train.Params` as JSON (less `output_dir`, where it ran), all
+  that is needed to rebuild the network; `note` says why a row has no file (no point within the tolerance{
         f"; {v1} rows of runs recorded before checkpoints existed" if v1 else ""}).
 
 ## Loading
 
 ```python
 from lib import models
-net = models.load("{profile}", "linear", table=1, seed=0)   # SpikingLeNet, CPU, eval mode
-logits, spikes = net(images)                                # images: normalised, (B, 3, 32, 32)
-net = models.load_path("figures/{profile}/models/<file>.pt")  # one file, via the index beside it
+net = models.load("{profile}", "linear", table=1, seed=0)  # a SpikingLeNet, on the CPU, in eval mode
+logits, spikes = net(images)  # images: normalised, (B, 3, 32, 32)
+net = models.load_path("figures/{profile}/models/<file>.pt")  # one file, through the index beside it
 ```
 
 Images are normalised with the training split's mean and std (`lib.data.prepare`), as in training.

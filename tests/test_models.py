@@ -84,13 +84,15 @@ def test_index_lists_exactly_the_selected_points(sweep_dir, tmp_path):
     linear2 = index[(index.table == "table2") & (index.schedule == "linear")].iloc[0]
     assert (linear2.val_accuracy, linear2.val_spikes, linear2.test_accuracy, linear2.test_spikes) == (
         0.395, 500, 0.385, 501)
-    assert json.loads(linear2.params)["beta"] == 0.82  # the run's own Params
+    rebuilt = json.loads(linear2.params)
+    assert rebuilt["beta"] == 0.82 and "output_dir" not in rebuilt  # the run's own Params, less where it ran
     # one file per selected point with a checkpoint: baseline's point is in both tables, written once
     stems = ["baseline-seed0-epoch002", "linear-s1e-06-seed0-epoch001", "linear-s1e-06-seed0-epoch002",
              "alternating-s1e-06-seed0-epoch001"]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         ["README.md", "index.csv", *(f"{s}.pt" for s in stems), *(f"{s}.nir" for s in stems)])  # no temporaries
     assert "models.load(\"hand\"" in (folder / "README.md").read_text()
+    assert {oct(p.stat().st_mode & 0o777) for p in folder.iterdir()} == {"0o644"}  # readable by all
 
 
 def test_published_files_are_the_checkpoints_and_load_gives_the_same_logits(sweep_dir, tmp_path):

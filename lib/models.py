@@ -71,13 +71,16 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
+def _checkpoints(collected) -> dict:
+    """(run_id, epoch) -> the checkpoint its record names, relative to the run's folder (None in version 1)."""
+    return {(rec["run_id"], e["epoch"]): e.get("checkpoint") for rec in collected.records for e in rec["epochs"]}
+
+
 def index(collected) -> pd.DataFrame:
     """The rows of `index.csv` for a `lib.sweep.Collected`, file names included (nothing written)."""
     params = {rec["run_id"]: {k: v for k, v in rec["params"].items() if k != "output_dir"}  # a path where it ran
               for rec in collected.records}
-    has_checkpoints = {rec["run_id"]: all("checkpoint" in e for e in rec["epochs"]) for rec in collected.records}
-    pts = select.points(collected.records)
-    rows = []
+    checkpoints, pts, rows = _checkpoints(collected), select.points(collected.records), []
     for table, tolerance in select.TOLERANCES.items():
         for row in select.select(pts, tolerance).to_dict("records"):
             out = {"table": table, **{k: row.get(k) for k in INDEX_COLUMNS[1:10]},
@@ -87,7 +90,7 @@ def index(collected) -> pd.DataFrame:
                 run_id, epoch = row["run_id"], int(row["epoch"])
                 out["epoch"] = epoch
                 out["params"] = json.dumps(params[run_id], sort_keys=True)
-                if has_checkpoints[run_id]:
+                if checkpoints[(run_id, epoch)]:
                     stem = f"{run_id.replace('/', '_')}-epoch{epoch:03d}"
                     out.update(state_dict=f"{stem}.pt", nir=f"{stem}.nir")
                 else:
@@ -100,19 +103,19 @@ def index(collected) -> pd.DataFrame:
 
 
 def publish(collected, folder, results) -> pd.DataFrame:
-    """Write the selected networks of `collected` (its runs live in `results`) into `folder`;
-    returns the index. A checkpoint that is missing or unreadable is a CheckpointError naming
-    it, raised before anything in `folder` changes."""
+    """Write the selected networks of `collected` (its runs in results/<profile>/<run-id>/, the
+    layout of `lib.sweep`) into `folder`; returns the index. A checkpoint that is missing or
+    unreadable is a CheckpointError naming it, raised before anything in `folder` changes."""
     folder, results = Path(folder), Path(results)
     frame = index(collected)
     files = frame[frame["state_dict"] != ""].drop_duplicates("state_dict")
-    networks = {}  # every checkpoint is loaded (and so checked) before the first write
-    for row in files.itertuples():
+    checkpoints, networks = _checkpoints(collected), {}
+    for row in files.itertuples():  # every checkpoint is loaded (and so checked) before the first write
         run_dir = results / collected.profile.name / row.run_id
-        networks[row.state_dict] = (run_dir, row.epoch, train.load_checkpoint(run_dir, row.epoch))
+        source = run_dir / checkpoints[(row.run_id, row.epoch)]
+        networks[row.state_dict] = (source, train.load_checkpoint(run_dir, row.epoch))
     folder.mkdir(parents=True, exist_ok=True)
-    for name, (run_dir, epoch, model) in networks.items():
-        source = run_dir / train.checkpoint_name(epoch)
+    for name, (source, model) in networks.items():
         _atomic(folder / name, lambda tmp, source=source: shutil.copyfile(source, tmp))
         _atomic(folder / name.replace(".pt", ".nir"), lambda tmp, model=model: nir_export.write_nir(model, tmp))
     _atomic(folder / "README.md", lambda tmp: Path(tmp).write_text(readme(collected.profile.name, frame)))

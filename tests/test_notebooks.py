@@ -99,12 +99,17 @@ def test_tables_notebook_writes_a_row_per_method_and_every_figure(smoke, tmp_pat
     figures_made = {
         "sparsity_accuracy_validation", "accuracy_vs_spikes_selected", "schedule_weights",
         "spikes_per_layer_table1", "spikes_per_layer_table2", "training_curves", "pareto_fronts",
+        "spike_rasters", "firing_rates",
     }
     for name in figures_made:
         assert (out / f"{name}.png").stat().st_size > 0 and (out / f"{name}.pdf").stat().st_size > 0
     assert (out / "collapsed_runs.csv").exists()
     front = pd.read_csv(out / "pareto_fronts.csv")
     assert set(front["schedule"]) == set(schedules.NAMES) and front["test_energy_pj"].gt(0).all()
+    published = pd.read_csv(out / "models" / "index.csv")  # the selected networks, each loadable
+    assert set(published["table"]) == {"table1", "table2"} and set(published["schedule"]) >= {"baseline"}
+    for name in [*published["state_dict"].dropna(), *published["nir"].dropna()]:
+        assert (out / "models" / name).is_file()
 
 
 @pytest.mark.slow

@@ -51,7 +51,7 @@ from .snn import ENCODINGS, LAYERS, SPIKE_NORMALISATIONS, SURROGATES, LIFParamet
 
 @dataclass
 class Params:
-    """Every setting of one run; the defaults are a sensible full run (DESIGN.md sec. 3)."""
+    """Every setting of one run; the defaults are a sensible full run (README "One experiment")."""
 
     schedule: str = "baseline"  # sparsity weighting: lib.schedules.NAMES (the paper's, then REGULARISERS)
     sigma0: float | None = None  # scale of the spike-count loss (eqs. 4-8); None: DEFAULT_SIGMA0[schedule]
@@ -72,6 +72,7 @@ class Params:
     optimiser: str = "adam"  # adam | sgd (SGD with momentum 0.9: steps scale with the gradient, unlike Adam)
     init_gain: float = 3.0  # multiplies the initial weights of conv2, fc1, fc2; > 1 makes lif2-lif4 fire at the start
     batch_size: int = 64  # training batch size
+    augment: str = "none"  # training batches only: none | crop_flip (lib.data: pad 4, random 32x32 crop, random flip)
     eval_batch_size: int = 1000  # evaluation batch size (memory only; no effect on numbers)
     seed: int = 0  # seeds the split, the initial weights, the batch order
     val_fraction: float = 0.2  # share of the 50,000 training images held out (paper: 20 %)
@@ -112,6 +113,7 @@ class Params:
             "surrogate": tuple(SURROGATES),
             "spike_normalisation": SPIKE_NORMALISATIONS,
             "optimiser": tuple(OPTIMISERS),
+            "augment": data.AUGMENTATIONS,
         }
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
@@ -337,6 +339,7 @@ def train_epoch(model, optimiser, split, params: Params, epoch: int, generator) 
         batches = tqdm(batches, total=n_batches, desc=f"epoch {epoch}/{params.epochs}", leave=False)
     per_neuron, penalty = sparsity_penalty(model, params)
     for b, (images, labels) in enumerate(batches):
+        images = data.augment(images, params.augment, generator)  # "none" draws nothing: same batch order
         w = schedules.weight(params.schedule, params.sigma0, epoch, params.epochs, b, n_batches, params.granularity)
         logits, spikes = model.activity(images) if per_neuron else model(images)  # per-neuron | per-layer
         ce = F.cross_entropy(logits, labels)

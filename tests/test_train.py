@@ -27,7 +27,7 @@ SMALL = dict(epochs=2, train_size=512, val_size=256, test_size=256, num_steps=4,
 
 @pytest.mark.slow
 def test_short_training_lowers_loss_and_writes_complete_record(cifar10_dir, cache_dir, tmp_path):
-    # 1e-6 is below the collapse that 1e-5 causes at this scale (DESIGN.md sec. 3)
+    # 1e-6 is below the collapse that 1e-5 causes at this scale (README "When it works")
     record = run(
         schedule="linear", sigma0=1e-6, data_dir=cifar10_dir, cache_dir=cache_dir, output_dir=str(tmp_path / "run"),
         lr=2e-3, **{**SMALL, "epochs": 3, "train_size": 1024, "num_steps": 8},
@@ -113,6 +113,7 @@ def test_crash_while_loading_data_is_recorded_as_failed(cifar10_dir, tmp_path):
         ({"granularity": "step"}, "unknown granularity"),
         ({"spike_normalisation": "max"}, "unknown spike_normalisation"),
         ({"optimiser": "rmsprop"}, "unknown optimiser 'rmsprop'; valid: adam, sgd"),
+        ({"augment": "cutout"}, "unknown augment 'cutout'; valid: none, crop_flip"),
         ({"init_gain": 0.0}, "init_gain must be > 0"),
         ({"device": "cuda"}, "no CUDA device"),
         ({"device": "tpu-ish"}, "unknown device"),
@@ -323,3 +324,22 @@ def test_every_profile_sets_init_gain_so_new_defaults_leave_its_runs_unchanged(n
 
     profile = yaml.safe_load((REPO / "params" / f"{name}.yaml").read_text())
     assert "init_gain" in profile.get("base", profile)
+
+
+def test_crop_flip_augments_training_batches_only(cifar10_dir, cache_dir, tmp_path, monkeypatch):
+    calls = []
+    real = data.augment
+
+    def spy(images, kind, generator, **kw):
+        calls.append((len(images), kind))
+        return real(images, kind, generator, **kw)
+
+    monkeypatch.setattr(data, "augment", spy)
+    common = dict(SMALL, epochs=1, train_size=200, batch_size=64, data_dir=cifar10_dir, cache_dir=cache_dir)
+    plain = run(output_dir=str(tmp_path / "none"), **common)
+    assert calls == [(64, "none"), (64, "none"), (64, "none"), (8, "none")]  # 200 training images, nothing else
+    calls.clear()
+    aug = run(output_dir=str(tmp_path / "aug"), augment="crop_flip", **common)
+    assert calls == [(64, "crop_flip"), (64, "crop_flip"), (64, "crop_flip"), (8, "crop_flip")]
+    assert aug["params"]["augment"] == "crop_flip"
+    assert aug["epochs"][0]["train_loss"] != plain["epochs"][0]["train_loss"]

@@ -159,6 +159,26 @@ def lif_step(cur, mem, p: LIFParameters):
     return spk, mem - reset * p.threshold
 
 
+def lif_recursion(cur, p: LIFParameters, mems=None):
+    """spk (T, ...) of the LIF recursion over `cur` (T, ...) from zero state; `mems`, if given,
+    receives mem[t] before its reset (what the surrogate needs). No autograd.
+
+    Only the recursion itself loops over time, and it writes into preallocated buffers (no
+    temporaries per step): three small kernels per step. Without `mems` the membrane stays in
+    one buffer, updated in place: the inference path, the same operations in the same order,
+    so the same spikes. `cur` may be an expanded view (direct encoding): it is never copied."""
+    beta, threshold = p.beta, p.threshold
+    spk = torch.empty(cur.shape, dtype=cur.dtype, device=cur.device)
+    mem = torch.zeros_like(spk[0])  # mem[t - 1] after its reset
+    for t in range(cur.shape[0]):
+        m = mem if mems is None else mems[t]
+        torch.mul(mem, beta, out=m)  # not add(alpha=beta): that fuses (FMA) and rounds differently
+        m.add_(cur[t])
+        torch.gt(m, threshold, out=spk[t])
+        torch.sub(m, spk[t], alpha=threshold, out=mem)
+    return spk
+
+
 class LIFSequence(torch.autograd.Function):
     """A LIF layer over all time steps as one autograd node: `spk = LIFSequence.apply(cur, p)`.
 
@@ -175,23 +195,12 @@ class LIFSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cur, p: LIFParameters):
-        # Only the recursion itself loops over time, and it writes into preallocated
-        # buffers (no temporaries per step): three small kernels per step. The
-        # surrogate is then computed for all steps at once from the saved membranes.
-        # `cur` may be an expanded view (direct encoding): it is never copied.
-        beta, threshold = p.beta, p.threshold
-        spk = torch.empty(cur.shape, dtype=cur.dtype, device=cur.device)
+        # The surrogate is computed for all steps at once from the saved membranes.
         need_grad = ctx.needs_input_grad[0]
-        mems = torch.empty_like(spk) if need_grad else None  # mem[t] before its reset
-        mem = torch.zeros_like(spk[0])  # mem[t - 1] after its reset
-        for t in range(cur.shape[0]):
-            m = mems[t] if need_grad else mem
-            torch.mul(mem, beta, out=m)  # not add(alpha=beta): that fuses (FMA) and rounds differently
-            m.add_(cur[t])
-            torch.gt(m, threshold, out=spk[t])
-            torch.sub(m, spk[t], alpha=threshold, out=mem)
+        mems = torch.empty(cur.shape, dtype=cur.dtype, device=cur.device) if need_grad else None
+        spk = lif_recursion(cur, p, mems)
         grad_fn = SURROGATES[p.surrogate][1]
-        sg = grad_fn(mems.sub_(threshold), p.gamma, p.scale, inplace=True) if need_grad else None
+        sg = grad_fn(mems.sub_(p.threshold), p.gamma, p.scale, inplace=True) if need_grad else None
         ctx.save_for_backward(sg)
         ctx.p = p
         return spk
@@ -226,7 +235,9 @@ class LIF(nn.Module):
         return lif_step(cur, mem, self.p)
 
     def sequence(self, cur):
-        return LIFSequence.apply(cur, self.p)
+        if torch.is_grad_enabled() and cur.requires_grad:
+            return LIFSequence.apply(cur, self.p)
+        return lif_recursion(cur, self.p)  # inference: no membranes kept, no surrogate computed
 
     def extra_repr(self):
         return repr(self.p)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lib import data, record
+from lib import train as train_module
 from lib.schedules import REGULARISERS
 from lib.train import (
     DEFAULT_SIGMA0,
@@ -343,3 +344,38 @@ def test_crop_flip_augments_training_batches_only(cifar10_dir, cache_dir, tmp_pa
     assert calls == [(64, "crop_flip"), (64, "crop_flip"), (64, "crop_flip"), (8, "crop_flip")]
     assert aug["params"]["augment"] == "crop_flip"
     assert aug["epochs"][0]["train_loss"] != plain["epochs"][0]["train_loss"]
+
+
+@pytest.mark.parametrize("stop", [True, False])
+def test_a_run_silent_on_validation_two_epochs_running_stops_as_collapsed(stop, cifar10_dir, cache_dir, tmp_path,
+                                                                         monkeypatch):
+    # validation as lib.train computes it, except lif3 reported silent from epoch 2 on
+    real, calls = train_module.evaluate_splits, []
+
+    def evaluate_splits(model, splits, batch_size):
+        calls.append(1)
+        val, test = real(model, splits, batch_size)
+        if len(calls) >= 2:
+            val["spikes_per_layer"][2] = 0.0
+        return [val, test]
+
+    monkeypatch.setattr(train_module, "evaluate_splits", evaluate_splits)
+    out = tmp_path / "run"
+    rec = run(**{**SMALL, "epochs": 5, "train_size": 128, "val_size": 64, "test_size": 64}, stop_collapsed=stop,
+              data_dir=cifar10_dir, cache_dir=cache_dir, output_dir=str(out))
+    if stop:  # silent in epochs 2 and 3: stopped after epoch 3
+        assert rec["status"] == "collapsed" and len(rec["epochs"]) == 3
+        assert rec["reason"] == "collapsed: a hidden layer silent on validation in epochs 2 and 3 (lif3 in epoch 3)"
+        assert record.load(out / "record.json", complete=True)["status"] == "collapsed"
+        with pytest.raises(FileExistsError, match="is a collapsed run; it is never overwritten"):
+            run(output_dir=str(out), data_dir=cifar10_dir)
+    else:
+        assert rec["status"] == "complete" and len(rec["epochs"]) == 5
+
+
+def test_collapsed_needs_two_silent_rows_in_a_row():
+    quiet, loud = {"val_spikes_per_layer": [5.0, 1.0, 0.0, 2.0]}, {"val_spikes_per_layer": [5.0, 1.0, 0.5, 2.0]}
+    assert not train_module.collapsed([quiet])
+    assert not train_module.collapsed([quiet, loud])
+    assert not train_module.collapsed([loud, quiet])
+    assert train_module.collapsed([loud, quiet, {"val_spikes_per_layer": [0.0, 0.0, 0.0, 0.0]}])

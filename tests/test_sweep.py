@@ -29,7 +29,11 @@ def test_shipped_profiles_are_valid_and_cover_every_schedule():
     # the smoke profile runs the regulariser baselines too, so they go through the whole pipeline
     assert {r.schedule for r in sweep.load_profile("smoke").runs} == set(sweep.schedules.NAMES)
     quick = sweep.load_profile("quick")
-    assert len(quick.runs) == 16 and quick.params["epochs"] == 10
+    # 1 baseline + 5 schedules x 7 sigma0 (the old 2x grid and its sqrt(2) neighbours) per seed
+    assert len(quick.runs) == 36 * len({r.seed for r in quick.runs}) and quick.params["epochs"] == 10
+    old = {"constant": [3.0e-5, 6.0e-5, 1.2e-4], "linear": [1.0e-4, 2.0e-4, 4.0e-4]}  # earlier records stay valid
+    for schedule, values in old.items():
+        assert set(values) <= {r.sigma0 for r in quick.runs if r.schedule == schedule}
 
 
 def test_regularisers_are_grid_names_like_the_schedules():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib import data, record
+from lib import data, energy, record
 from lib import train as train_module
 from lib.schedules import REGULARISERS
 from lib.train import (
@@ -18,6 +18,7 @@ from lib.train import (
     Params,
     build_model,
     evaluate,
+    evaluate_splits,
     load_checkpoint,
     run,
     save_checkpoint,
@@ -379,3 +380,19 @@ def test_collapsed_needs_two_silent_rows_in_a_row():
     assert not train_module.collapsed([quiet, loud])
     assert not train_module.collapsed([loud, quiet])
     assert train_module.collapsed([loud, quiet, {"val_spikes_per_layer": [0.0, 0.0, 0.0, 0.0]}])
+
+
+def test_evaluate_splits_equals_per_sample_float64_sums_of_the_autograd_forward():
+    # the oracle: every sample's counts from the training-mode graph, summed in float64 one by one
+    torch.manual_seed(0)
+    model = build_model(Params(num_steps=6)).eval()
+    fanout = energy.fanouts(model)
+    split = data.Split(torch.randn(37, 3, 32, 32), torch.randint(0, 10, (37,)))
+    logits, counts = model.activity(split.images)
+    want_spikes = [sum(float(c[b].double().sum()) for b in range(37)) / 37 for c in counts]
+    want_synops = [sum(float((c[b].double() * f.double()).sum()) for b in range(37)) / 37
+                   for c, f in zip(counts, fanout, strict=True)]
+    got = evaluate_splits(model, [split, data.Split(split.images[:5], split.labels[:5])], 10)
+    assert got[0]["spikes_per_layer"] == want_spikes and got[0]["synops_per_layer"] == want_synops
+    assert got[0]["accuracy"] == (logits.argmax(1) == split.labels).sum().item() / 37
+    assert got[1] == evaluate(model, data.Split(split.images[:5], split.labels[:5]), 3)

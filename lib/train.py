@@ -16,7 +16,8 @@ A run *collapses* when a hidden layer has not one validation spike (`lib.select.
 one collapse rule, applied to the epoch rows) in two consecutive epochs: the layers after it
 receive nothing and the surrogate passes no gradient back through it, and the ablation study
 (README "When it works") found no such run recovering. With `stop_collapsed` (the default) it
-stops there, status "collapsed", reason naming the epochs: its rows are final points like a
+stops there, before its last planned epoch (a run that reaches it is complete, collapsed or
+not: `lib.select.collapsed` finds it), status "collapsed", reason naming the epochs: its rows are final points like a
 complete run's, and the epochs it skips would only have added more silent points.
 
 A run that diverged is "failed" with the reason "diverged: ...". Diverged means: a
@@ -492,7 +493,7 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
                     f"({row['seconds']:.1f} s)",
                     flush=True,
                 )
-            if params.stop_collapsed and collapsed(record["epochs"]):
+            if params.stop_collapsed and epoch < params.epochs and collapsed(record["epochs"]):
                 silent = [LAYERS[i] for i, n in enumerate(row["val_spikes_per_layer"]) if n == 0]
                 record.update(status="collapsed", reason=(
                     f"collapsed: a hidden layer silent on validation in epochs {epoch - 1} and {epoch} "

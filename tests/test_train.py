@@ -347,9 +347,9 @@ def test_crop_flip_augments_training_batches_only(cifar10_dir, cache_dir, tmp_pa
     assert aug["epochs"][0]["train_loss"] != plain["epochs"][0]["train_loss"]
 
 
-@pytest.mark.parametrize("stop", [True, False])
-def test_a_run_silent_on_validation_two_epochs_running_stops_as_collapsed(stop, cifar10_dir, cache_dir, tmp_path,
-                                                                         monkeypatch):
+@pytest.mark.parametrize("stop, epochs", [(True, 5), (False, 5), (True, 3)])
+def test_a_run_silent_on_validation_two_epochs_running_stops_as_collapsed(stop, epochs, cifar10_dir, cache_dir,
+                                                                         tmp_path, monkeypatch):
     # validation as lib.train computes it, except lif3 reported silent from epoch 2 on
     real, calls = train_module.evaluate_splits, []
 
@@ -362,16 +362,16 @@ def test_a_run_silent_on_validation_two_epochs_running_stops_as_collapsed(stop, 
 
     monkeypatch.setattr(train_module, "evaluate_splits", evaluate_splits)
     out = tmp_path / "run"
-    rec = run(**{**SMALL, "epochs": 5, "train_size": 128, "val_size": 64, "test_size": 64}, stop_collapsed=stop,
+    rec = run(**{**SMALL, "epochs": epochs, "train_size": 128, "val_size": 64, "test_size": 64}, stop_collapsed=stop,
               data_dir=cifar10_dir, cache_dir=cache_dir, output_dir=str(out))
-    if stop:  # silent in epochs 2 and 3: stopped after epoch 3
+    if stop and epochs > 3:  # silent in epochs 2 and 3: stopped after epoch 3
         assert rec["status"] == "collapsed" and len(rec["epochs"]) == 3
         assert rec["reason"] == "collapsed: a hidden layer silent on validation in epochs 2 and 3 (lif3 in epoch 3)"
         assert record.load(out / "record.json", complete=True)["status"] == "collapsed"
         with pytest.raises(FileExistsError, match="is a collapsed run; it is never overwritten"):
             run(output_dir=str(out), data_dir=cifar10_dir)
-    else:
-        assert rec["status"] == "complete" and len(rec["epochs"]) == 5
+    else:  # not stopping, or nothing left to skip: the run is complete
+        assert rec["status"] == "complete" and len(rec["epochs"]) == epochs
 
 
 def test_collapsed_needs_two_silent_rows_in_a_row():

@@ -56,7 +56,7 @@ def test_grid_expands_to_stable_readable_ids():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"epoch": 3, "grid": GRID}, r"unknown key\(s\) epoch; valid: factors, grid, batch_size"),
+        ({"epoch": 3, "grid": GRID}, r"unknown key\(s\) epoch; valid: factors, grid, augment, batch_size"),
         ({"schedule": "linear", "grid": GRID}, "schedule is set per run by the sweep"),
         ({"lr": "1e-3", "grid": GRID}, "lr: '1e-3' is a string to YAML; write it with a dot"),
         ({"epochs": 0, "grid": GRID}, "epochs must be an integer >= 1"),

@@ -9,8 +9,8 @@ times: one training epoch (`lib.train.train_epoch`, the same code a run times), 
 evaluation of validation and test as a run does it after every epoch (`lib.train.evaluate_splits`),
 then the evaluation as it was before (`evaluate_before` below: a copy of lib.train's earlier
 `evaluate`, float64 per-sample SynOps, with every LIF layer through the autograd Function, which
-keeps the membranes and computes the surrogate even without grad). Ratios are eval seconds / training-epoch seconds of the
-same round (the machine is shared: neighbouring measurements see the same load), and both
+keeps the membranes and computes the surrogate even without grad). Ratios are eval seconds /
+training-epoch seconds of the same round (the machine is shared: neighbouring measurements see the same load), and both
 evaluations' numbers must be identical (asserted). Then, after the last round, the two
 evaluations of the validation split alternate `--repeats` times: the minimum of each is the
 least load-disturbed comparison of the two code paths.
@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib import data, energy, snn  # noqa: E402
 from lib.train import Params, build_model, evaluate_splits, keep_freed_memory, train_epoch  # noqa: E402
+
 
 @torch.no_grad()
 def evaluate_before(model, split: data.Split, batch_size: int) -> dict:

@@ -84,7 +84,7 @@ class Params:
     batch_size: int = 64  # training batch size
     augment: str = "none"  # training batches only: none | crop_flip (lib.data: pad 4, random 32x32 crop, random flip)
     eval_batch_size: int = 1000  # evaluation batch size (memory only; no effect on numbers)
-    stop_collapsed: bool = True  # stop, status "collapsed", once a hidden layer is silent on validation 2 epochs running
+    stop_collapsed: bool = True  # stop ("collapsed") once a hidden layer is silent on validation 2 epochs running
     seed: int = 0  # seeds the split, the initial weights, the batch order
     val_fraction: float = 0.2  # share of the 50,000 training images held out (paper: 20 %)
     train_size: int = 0  # training images used; 0 means all 40,000

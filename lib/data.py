@@ -24,6 +24,18 @@ Split (paper sec. 2.4): 20 % of the 50,000 training images are held out for vali
 chosen by a permutation seeded with the run's seed; training uses the other 80 %;
 testing uses the 10,000 test images. Inputs are normalised per channel with the mean
 and standard deviation of the training images actually used.
+
+Augmentation (`augment`, training batches only; validation and test never): AUGMENTATIONS
+names the choices. "crop_flip" is the standard CIFAR-10 recipe on a batch x (B, C, H, W):
+
+    padded  = x with `pad` = 4 zero pixels on every side   (zero in *normalised* space, i.e.
+              each channel's training mean, not black: the batches are already normalised)
+    dy, dx  ~ uniform on {0, ..., 2 pad}, per image          (the crop's top-left corner)
+    flip    ~ uniform on {0, 1}, per image
+    out[b, c, i, j] = padded[b, c, dy[b] + i, dx[b] + j'],   j' = W-1-j if flip[b] else j
+
+drawn from the caller's generator in that order (dy, dx for all images, then flip), as one
+gather over the batch: no per-image Python.
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 ENV_DATA = "CIFAR10_DIR"
 ENV_CACHE = "SNN_CACHE_DIR"
@@ -365,3 +378,30 @@ def batches(split: Split, batch_size: int, generator: torch.Generator | None = N
 
 def num_batches(split: Split, batch_size: int) -> int:
     return -(-len(split) // batch_size)
+
+
+AUGMENTATIONS = ("none", "crop_flip")
+CROP_PAD = 4  # pixels of zero padding around the image before the random crop
+
+
+def augment(images: torch.Tensor, kind: str, generator: torch.Generator, pad: int = CROP_PAD) -> torch.Tensor:
+    """A training batch augmented by `kind` (module docstring); "none" returns it unchanged and
+    draws nothing from `generator`, so runs without augmentation keep their numbers."""
+    if kind == "none":
+        return images
+    if kind != "crop_flip":
+        raise ValueError(f"unknown augment {kind!r}; valid: {', '.join(AUGMENTATIONS)}")
+    b, c, h, w = images.shape
+    corner = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator)  # generator on the CPU
+    flip = torch.randint(0, 2, (b,), generator=generator).bool()
+    cols = torch.arange(w).expand(b, w)
+    cols = torch.where(flip[:, None], cols.flip(1), cols) + corner[:, 1:]
+    rows = torch.arange(h) + corner[:, :1]
+    rows, cols = rows.to(images.device), cols.to(images.device)
+    padded = F.pad(images, (pad, pad, pad, pad))
+    return padded[
+        torch.arange(b, device=images.device)[:, None, None, None],
+        torch.arange(c, device=images.device)[None, :, None, None],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
+    ]

@@ -3,7 +3,7 @@
 One run writes one record, atomically, after every epoch (`write`). Its shape:
 
     Record                          version 2 (records without a version are version 1)
-      version, status, reason       status: running | complete | failed (reason says why)
+      version, status, reason       status: running | complete | collapsed | failed (reason says why)
       params                        every field of `lib.train.Params`, as the run used them
       epochs: [Epoch, ...]          one row per finished epoch, in order
       versions, device, host, seed, started, wall_seconds
@@ -17,9 +17,13 @@ One run writes one record, atomically, after every epoch (`write`). Its shape:
       train_seconds, seconds
       checkpoint                    (v2) weights after this epoch, relative to the record's folder
 
-`load` is the one reader: it names the file in every error, upgrades version 1 to the
-version 2 shape (machine None, no checkpoints), and with `complete=True` refuses a record
-that is not a finished run (status, and the epoch count against its own `params.epochs`).
+A *finished* run (FINISHED) is "complete", with one row per planned epoch, or "collapsed":
+stopped early by `lib.train`'s collapse rule (a hidden layer silent on validation for two
+consecutive epochs, `params.stop_collapsed`), with fewer rows (at least 2) than planned; its
+rows are points like any other. `load` is the one reader: it names the file in every error,
+upgrades version 1 to the version 2 shape (machine None, no checkpoints), and with
+`complete=True` refuses a record that is not a finished run (status, and the epoch count
+against its own `params.epochs`).
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from pathlib import Path
 from typing import Literal, TypedDict
 
 VERSION = 2
-STATUSES = ("running", "complete", "failed")
-Status = Literal["running", "complete", "failed"]
+STATUSES = ("running", "complete", "collapsed", "failed")
+Status = Literal["running", "complete", "collapsed", "failed"]
+FINISHED = ("complete", "collapsed")  # runs whose records are final: readers take their rows
 
 
 class Epoch(TypedDict, total=False):
@@ -108,7 +113,8 @@ def upgrade(record: dict) -> Record:
 
 def check(record: dict, complete: bool = False) -> None:
     """Raise ValueError if `record` lacks the keys every reader uses, or (complete=True) is not
-    a finished run: status complete and one row for each of its planned epochs."""
+    a finished run: status complete with one row for each of its planned epochs, or status
+    collapsed with 2 to that many rows."""
     for key in ("status", "params", "epochs"):
         if key not in record:
             raise ValueError(f"no {key!r}")
@@ -116,11 +122,13 @@ def check(record: dict, complete: bool = False) -> None:
         raise ValueError(f"unknown status {record['status']!r}; valid: {', '.join(STATUSES)}")
     if not complete:
         return
-    if record["status"] != "complete":
-        raise ValueError(f"status is {record['status']!r}, not 'complete'")
+    if record["status"] not in FINISHED:
+        raise ValueError(f"status is {record['status']!r}, not 'complete' or 'collapsed'")
     planned, done = record["params"].get("epochs"), len(record["epochs"])
-    if planned != done:
+    if record["status"] == "complete" and planned != done:
         raise ValueError(f"{done} epoch rows for a run of {planned} epochs")
+    if record["status"] == "collapsed" and not (isinstance(planned, int) and 2 <= done <= planned):
+        raise ValueError(f"a collapsed run with {done} epoch rows for a run of {planned} epochs (needs 2 to {planned})")
     if [e.get("epoch") for e in record["epochs"]] != list(range(1, done + 1)):
         raise ValueError("epoch rows are not 1, 2, ... in order")
 

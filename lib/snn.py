@@ -159,6 +159,26 @@ def lif_step(cur, mem, p: LIFParameters):
     return spk, mem - reset * p.threshold
 
 
+def lif_recursion(cur, p: LIFParameters, mems=None):
+    """spk (T, ...) of the LIF recursion over `cur` (T, ...) from zero state; `mems`, if given,
+    receives mem[t] before its reset (what the surrogate needs). No autograd.
+
+    Only the recursion itself loops over time, and it writes into preallocated buffers (no
+    temporaries per step): three small kernels per step. Without `mems` the membrane stays in
+    one buffer, updated in place: the inference path, the same operations in the same order,
+    so the same spikes. `cur` may be an expanded view (direct encoding): it is never copied."""
+    beta, threshold = p.beta, p.threshold
+    spk = torch.empty(cur.shape, dtype=cur.dtype, device=cur.device)
+    mem = torch.zeros_like(spk[0])  # mem[t - 1] after its reset
+    for t in range(cur.shape[0]):
+        m = mem if mems is None else mems[t]
+        torch.mul(mem, beta, out=m)  # not add(alpha=beta): that fuses (FMA) and rounds differently
+        m.add_(cur[t])
+        torch.gt(m, threshold, out=spk[t])
+        torch.sub(m, spk[t], alpha=threshold, out=mem)
+    return spk
+
+
 class LIFSequence(torch.autograd.Function):
     """A LIF layer over all time steps as one autograd node: `spk = LIFSequence.apply(cur, p)`.
 
@@ -175,23 +195,12 @@ class LIFSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cur, p: LIFParameters):
-        # Only the recursion itself loops over time, and it writes into preallocated
-        # buffers (no temporaries per step): three small kernels per step. The
-        # surrogate is then computed for all steps at once from the saved membranes.
-        # `cur` may be an expanded view (direct encoding): it is never copied.
-        beta, threshold = p.beta, p.threshold
-        spk = torch.empty(cur.shape, dtype=cur.dtype, device=cur.device)
+        # The surrogate is computed for all steps at once from the saved membranes.
         need_grad = ctx.needs_input_grad[0]
-        mems = torch.empty_like(spk) if need_grad else None  # mem[t] before its reset
-        mem = torch.zeros_like(spk[0])  # mem[t - 1] after its reset
-        for t in range(cur.shape[0]):
-            m = mems[t] if need_grad else mem
-            torch.mul(mem, beta, out=m)  # not add(alpha=beta): that fuses (FMA) and rounds differently
-            m.add_(cur[t])
-            torch.gt(m, threshold, out=spk[t])
-            torch.sub(m, spk[t], alpha=threshold, out=mem)
+        mems = torch.empty(cur.shape, dtype=cur.dtype, device=cur.device) if need_grad else None
+        spk = lif_recursion(cur, p, mems)
         grad_fn = SURROGATES[p.surrogate][1]
-        sg = grad_fn(mems.sub_(threshold), p.gamma, p.scale, inplace=True) if need_grad else None
+        sg = grad_fn(mems.sub_(p.threshold), p.gamma, p.scale, inplace=True) if need_grad else None
         ctx.save_for_backward(sg)
         ctx.p = p
         return spk
@@ -226,7 +235,9 @@ class LIF(nn.Module):
         return lif_step(cur, mem, self.p)
 
     def sequence(self, cur):
-        return LIFSequence.apply(cur, self.p)
+        if torch.is_grad_enabled() and cur.requires_grad:
+            return LIFSequence.apply(cur, self.p)
+        return lif_recursion(cur, self.p)  # inference: no membranes kept, no surrogate computed
 
     def extra_repr(self):
         return repr(self.p)
@@ -257,6 +268,21 @@ def encode(images, num_steps: int, encoding: str, generator=None):
 
 # ---------------------------------------------------------------------------
 # The network.
+
+
+def pool_spikes(spk, size: int = 2):
+    """F.avg_pool2d(spk, 2) of spikes (N, C, H, W), H and W even, without autograd, bit for bit:
+    a window's sum of four 0/1 values is an exact float in any order, so adding rows, then
+    columns, then scaling by 1/4 gives avg_pool2d's numbers, several times faster on a CPU
+    (about 5x at 1 thread, benchmarks/eval_cost.py). Only for 0/1 inputs: other values could round
+    differently from avg_pool2d's order of summation."""
+    if size != 2:
+        raise ValueError(f"pool_spikes pools 2x2 windows, got size {size}")
+    n, c, h, w = spk.shape
+    rows = spk.view(n, c, h // 2, 2, w)
+    rows = rows[:, :, :, 0] + rows[:, :, :, 1]  # (n, c, h/2, w)
+    cols = rows.view(n, c, h // 2, w // 2, 2)
+    return (cols[..., 0] + cols[..., 1]).mul_(0.25)
 
 
 class SpikingLeNet(nn.Module):
@@ -313,9 +339,10 @@ class SpikingLeNet(nn.Module):
         else:
             cur1 = self.conv1(inputs.reshape(T * B, *images.shape[1:])).view(T, B, 6, 28, 28)
         spk1 = self.lif[0].sequence(cur1)
-        cur2 = self.conv2(F.avg_pool2d(spk1.view(T * B, 6, 28, 28), 2))
+        pool = F.avg_pool2d if torch.is_grad_enabled() else pool_spikes  # the same numbers
+        cur2 = self.conv2(pool(spk1.view(T * B, 6, 28, 28), 2))
         spk2 = self.lif[1].sequence(cur2.view(T, B, 16, 10, 10))
-        cur3 = self.fc1(F.avg_pool2d(spk2.view(T * B, 16, 10, 10), 2).view(T, B, 400))
+        cur3 = self.fc1(pool(spk2.view(T * B, 16, 10, 10), 2).view(T, B, 400))
         spk3 = self.lif[2].sequence(cur3)
         spk4 = self.lif[3].sequence(self.fc2(spk3))
         logits = self.fc3(spk4.mean(0))  # fc3 is linear: mean of readouts = readout of mean

@@ -239,7 +239,7 @@ def extras(partial: Path) -> list[Path]:
 def finish(profile: Profile, run: Run, results: Path, notebook_path: Path, rec, extras=()) -> Path:
     """Move an executed notebook (and `extras`, other outputs such as checkpoints) into the run
     folder, then the complete record, last: `rec` is a `record.json` path (moved) or a record
-    (written atomically). RunFailed if the record is not complete. Returns the record's path.
+    (written atomically). RunFailed if the record is not finished (complete or collapsed). Returns the record's path.
     Any executor (this module's `execute`, a cluster's driver) ends a run through here."""
     folder = run_dir(profile, run, results)
     if isinstance(rec, (str, Path)):
@@ -247,7 +247,7 @@ def finish(profile: Profile, run: Run, results: Path, notebook_path: Path, rec, 
     else:
         checked = record.upgrade(rec)
         record.check(checked)
-    if checked["status"] != "complete":
+    if checked["status"] not in record.FINISHED:
         raise RunFailed(f"run {run.id} {checked['status']}: {checked.get('reason')}; read {notebook_path}")
     try:
         record.check(checked, complete=True)

@@ -7,9 +7,18 @@ or, for the baselines of `lib.schedules.REGULARISERS`, w * penalty(per-neuron co
 and per sample spikes, SynOps and energy of `lib.energy`, per layer too) and
 `record.json` (the shape of `lib.record`) is rewritten atomically in the output directory,
 so a crash loses at most the epoch in progress. Its `status` is "running", then
-"complete", or "failed" with the reason (bad input never gets that far: it is rejected by
-`Params.check` before any data is loaded). An output directory that already holds a
-complete record is refused before any work: a finished run is never overwritten.
+"complete", "collapsed" (below) or "failed" with the reason (bad input never gets that far:
+it is rejected by `Params.check` before any data is loaded). An output directory that
+already holds a finished (complete or collapsed) record is refused before any work: a
+finished run is never overwritten.
+
+A run *collapses* when a hidden layer has not one validation spike (`lib.select.silent`, the
+one collapse rule, applied to the epoch rows) in two consecutive epochs: the layers after it
+receive nothing and the surrogate passes no gradient back through it, and the ablation study
+(README "When it works") found no such run recovering. With `stop_collapsed` (the default) it
+stops there, before its last planned epoch (a run that reaches it is complete, collapsed or
+not: `lib.select.collapsed` finds it), status "collapsed", reason naming the epochs: its rows are final points like a
+complete run's, and the epochs it skips would only have added more silent points.
 
 A run that diverged is "failed" with the reason "diverged: ...". Diverged means: a
 batch's loss is NaN or infinite, or an epoch's mean training cross-entropy is above
@@ -41,10 +50,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import __version__, data, energy, penalties, schedules
+from . import __version__, data, energy, penalties, schedules, select
 from . import record as records
 from .snn import ENCODINGS, LAYERS, SPIKE_NORMALISATIONS, SURROGATES, LIFParameters, SpikingLeNet, spike_count
 
@@ -72,7 +82,9 @@ class Params:
     optimiser: str = "adam"  # adam | sgd (SGD with momentum 0.9: steps scale with the gradient, unlike Adam)
     init_gain: float = 3.0  # multiplies the initial weights of conv2, fc1, fc2; > 1 makes lif2-lif4 fire at the start
     batch_size: int = 64  # training batch size
+    augment: str = "none"  # training batches only: none | crop_flip (lib.data: pad 4, random 32x32 crop, random flip)
     eval_batch_size: int = 1000  # evaluation batch size (memory only; no effect on numbers)
+    stop_collapsed: bool = True  # stop ("collapsed") once a hidden layer is silent on validation 2 epochs running
     seed: int = 0  # seeds the split, the initial weights, the batch order
     val_fraction: float = 0.2  # share of the 50,000 training images held out (paper: 20 %)
     train_size: int = 0  # training images used; 0 means all 40,000
@@ -112,6 +124,7 @@ class Params:
             "surrogate": tuple(SURROGATES),
             "spike_normalisation": SPIKE_NORMALISATIONS,
             "optimiser": tuple(OPTIMISERS),
+            "augment": data.AUGMENTATIONS,
         }
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
@@ -271,7 +284,7 @@ def load_checkpoint(record_dir, epoch: int) -> SpikingLeNet:
 
 
 def refuse_complete(out: Path) -> None:
-    """FileExistsError if `out` holds a complete record: a finished run is never replaced."""
+    """FileExistsError if `out` holds a finished record (lib.record.FINISHED): never replaced."""
     path = out / "record.json"
     if not path.exists():
         return
@@ -279,34 +292,57 @@ def refuse_complete(out: Path) -> None:
         status = records.load(path)["status"]
     except records.RecordError:  # unreadable: nothing finished to protect
         return
-    if status == "complete":
+    if status in records.FINISHED:
         raise FileExistsError(
-            f"{path} is a complete run; it is never overwritten. Choose another output_dir, "
+            f"{path} is a {status} run; it is never overwritten. Choose another output_dir, "
             "or move that folder away to train it again."
         )
 
 
-@torch.no_grad()
 def evaluate(model, split: data.Split, batch_size: int) -> dict:
     """Accuracy in [0, 1], and per sample on average: spikes and SynOps (total and per layer)
     and the energy estimate of `lib.energy` (its default conventions)."""
+    return evaluate_splits(model, [split], batch_size)[0]
+
+
+@torch.no_grad()
+def evaluate_splits(model, splits, batch_size: int) -> list[dict]:
+    """`evaluate` of each of `splits`, in one pass without autograd (lib.snn's inference path).
+
+    Exact in float32 where it counts, so the order of summation cannot change a number:
+    spikes are 0 or 1, so a neuron's count summed over time and over a batch is an integer
+    below 2**24 (T * batch_size spikes at most); the per-layer totals and the SynOps
+    (sum over neurons of fan-out x count, integers) are then summed in float64."""
     model.eval()
-    fanout = energy.fanouts(model)
-    correct, spikes = 0, torch.zeros(len(LAYERS), dtype=torch.float64)
-    synops = torch.zeros(len(LAYERS), dtype=torch.float64)
-    for images, labels in data.batches(split, batch_size):
-        logits, counts = model.activity(images)
-        spk = torch.stack([c.flatten(1).sum(1) for c in counts], dim=1)  # as model(images) sums them
-        correct += (logits.argmax(1) == labels).sum().item()
-        spikes += spk.sum(0).double().cpu()
-        synops += energy.synops_from_counts([c.double() for c in counts], fanout).sum(0).cpu()
-    per_layer = (spikes / len(split)).tolist()
-    synops_per_layer = (synops / len(split)).tolist()
-    return {
-        "accuracy": correct / len(split), "spikes": math.fsum(per_layer), "spikes_per_layer": per_layer,
-        "synops": math.fsum(synops_per_layer), "synops_per_layer": synops_per_layer,
-        "energy_pj": energy.energy_pj(math.fsum(synops_per_layer), model),
-    }
+    fanout = [f.double() for f in energy.fanouts(model)]
+    if batch_size * model.num_steps >= 2**24:
+        raise ValueError(f"eval batch {batch_size} x T {model.num_steps} spikes per neuron: not exact in float32")
+    results = []
+    for split in splits:
+        correct, spikes = 0, torch.zeros(len(LAYERS), dtype=torch.float64)
+        synops = torch.zeros(len(LAYERS), dtype=torch.float64)
+        for images, labels in data.batches(split, batch_size):
+            logits, counts = model.activity(images)
+            correct += (logits.argmax(1) == labels).sum().item()
+            for layer, (c, f) in enumerate(zip(counts, fanout, strict=True)):
+                per_neuron = c.sum(0).double().cpu()  # an integer per neuron
+                spikes[layer] += per_neuron.sum()
+                synops[layer] += (per_neuron * f.cpu()).sum()
+        per_layer = (spikes / len(split)).tolist()
+        synops_per_layer = (synops / len(split)).tolist()
+        results.append({
+            "accuracy": correct / len(split), "spikes": math.fsum(per_layer), "spikes_per_layer": per_layer,
+            "synops": math.fsum(synops_per_layer), "synops_per_layer": synops_per_layer,
+            "energy_pj": energy.energy_pj(math.fsum(synops_per_layer), model),
+        })
+    return results
+
+
+def collapsed(rows: list) -> bool:
+    """Whether the last two epoch rows are both `lib.select.silent` (the module docstring)."""
+    if len(rows) < 2:
+        return False
+    return bool(select.silent(pd.DataFrame(rows[-2:], columns=["val_spikes_per_layer"])).all())
 
 
 EXPLODED_CE = 10 * math.log(10)  # the divergence rule of the module docstring
@@ -337,6 +373,7 @@ def train_epoch(model, optimiser, split, params: Params, epoch: int, generator) 
         batches = tqdm(batches, total=n_batches, desc=f"epoch {epoch}/{params.epochs}", leave=False)
     per_neuron, penalty = sparsity_penalty(model, params)
     for b, (images, labels) in enumerate(batches):
+        images = data.augment(images, params.augment, generator)  # "none" draws nothing: same batch order
         w = schedules.weight(params.schedule, params.sigma0, epoch, params.epochs, b, n_batches, params.granularity)
         logits, spikes = model.activity(images) if per_neuron else model(images)  # per-neuron | per-layer
         ce = F.cross_entropy(logits, labels)
@@ -440,9 +477,9 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
             t0 = time.perf_counter()
             row = {"epoch": epoch, **train_epoch(model, optimiser, splits.train, params, epoch, generator)}
             train_seconds = time.perf_counter() - t0
-            for name in ("val", "test"):
-                result = evaluate(model, getattr(splits, name), params.eval_batch_size)
-                row.update({f"{name}_{k}": v for k, v in result.items()})
+            val, test = evaluate_splits(model, [splits.val, splits.test], params.eval_batch_size)
+            row.update({f"val_{k}": v for k, v in val.items()})
+            row.update({f"test_{k}": v for k, v in test.items()})
             row.update(train_seconds=train_seconds, seconds=time.perf_counter() - t0)
             save_checkpoint(model, out / checkpoint_name(epoch))  # before the row that names it
             row["checkpoint"] = checkpoint_name(epoch)
@@ -456,7 +493,14 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
                     f"({row['seconds']:.1f} s)",
                     flush=True,
                 )
-        record["status"] = "complete"
+            if params.stop_collapsed and epoch < params.epochs and collapsed(record["epochs"]):
+                silent = [LAYERS[i] for i, n in enumerate(row["val_spikes_per_layer"]) if n == 0]
+                record.update(status="collapsed", reason=(
+                    f"collapsed: a hidden layer silent on validation in epochs {epoch - 1} and {epoch} "
+                    f"({', '.join(silent)} in epoch {epoch})"))
+                break
+        else:
+            record["status"] = "complete"
     except Diverged as err:
         record.update(status="failed", reason=str(err))
     except BaseException as err:  # recorded, then raised: a crash never leaves "running"

@@ -204,3 +204,50 @@ def test_real_cifar10_counts_and_labels(cifar10_dir, cache_dir):
     assert d.train_images.shape == (50_000, 3, 32, 32) and d.test_images.shape == (10_000, 3, 32, 32)
     assert torch.bincount(d.train_labels).tolist() == [5000] * 10
     assert torch.bincount(d.test_labels).tolist() == [1000] * 10
+
+
+def _crop_flip_oracle(images, generator, pad):
+    """crop_flip written out image by image, pixel by pixel, from the documented draw order."""
+    b, c, h, w = images.shape
+    corner = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator)
+    flip = torch.randint(0, 2, (b,), generator=generator)
+    out = torch.empty_like(images)
+    for n in range(b):
+        for ch in range(c):
+            for i in range(h):
+                for j in range(w):
+                    jj = w - 1 - j if flip[n] else j
+                    y, x = int(corner[n, 0]) + i - pad, int(corner[n, 1]) + jj - pad  # in the unpadded image
+                    out[n, ch, i, j] = images[n, ch, y, x] if 0 <= y < h and 0 <= x < w else 0.0
+    return out
+
+
+def test_crop_flip_matches_an_explicit_per_pixel_oracle():
+    images = torch.arange(5 * 2 * 3 * 4, dtype=torch.float32).view(5, 2, 3, 4) + 1  # no pixel is 0
+    for pad in (1, 2):
+        got = data.augment(images, "crop_flip", torch.Generator().manual_seed(7), pad=pad)
+        want = _crop_flip_oracle(images, torch.Generator().manual_seed(7), pad)
+        assert torch.equal(got, want)
+
+
+def test_crop_flip_gives_exactly_the_hand_listed_crops_of_a_2x2_image():
+    # [[1, 2], [3, 4]] padded by 1 has 9 crop corners, each flipped or not: 18 crops by hand
+    image = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 1, 2, 2)
+    crops = {  # (dy, dx) -> the unflipped crop
+        (0, 0): ((0, 0), (0, 1)), (0, 1): ((0, 0), (1, 2)), (0, 2): ((0, 0), (2, 0)),
+        (1, 0): ((0, 1), (0, 3)), (1, 1): ((1, 2), (3, 4)), (1, 2): ((2, 0), (4, 0)),
+        (2, 0): ((0, 3), (0, 0)), (2, 1): ((3, 4), (0, 0)), (2, 2): ((4, 0), (0, 0)),
+    }
+    allowed = {c for crop in crops.values() for c in (crop, tuple(row[::-1] for row in crop))}
+    assert len(allowed) == 18
+    got = data.augment(image.expand(400, 1, 2, 2), "crop_flip", torch.Generator().manual_seed(0), pad=1)
+    seen = {tuple(map(tuple, g[0].int().tolist())) for g in got}
+    assert seen == allowed
+
+
+def test_augment_none_draws_nothing_and_unknown_is_refused():
+    images, generator = torch.rand(3, 3, 8, 8), torch.Generator().manual_seed(1)
+    assert data.augment(images, "none", generator) is images
+    assert torch.equal(generator.get_state(), torch.Generator().manual_seed(1).get_state())
+    with pytest.raises(ValueError, match="unknown augment 'rotate'"):
+        data.augment(images, "rotate", generator)

@@ -12,6 +12,8 @@ from lib.snn import (
     PiecewiseLinearSpike,
     SpikingLeNet,
     encode,
+    lif_recursion,
+    pool_spikes,
     spike_count,
 )
 
@@ -205,3 +207,23 @@ def test_training_builds_every_lif_layer_from_params():
     model = build_model(params)
     assert [lif.p for lif in model.lif] == [LIFParameters(0.5, 0.7, "fast_sigmoid", 2.0, 3.0, False)] * 4
     assert (model.num_steps, model.encoding) == (3, "poisson")
+
+
+def test_pool_spikes_is_avg_pool2d_bit_for_bit_on_spikes():
+    spikes = (torch.rand(7, 3, 12, 8, generator=torch.Generator().manual_seed(0)) > 0.6).float()
+    assert torch.equal(pool_spikes(spikes), F.avg_pool2d(spikes, 2))
+    # by hand: one window [[1, 1], [0, 1]] -> 0.75
+    assert pool_spikes(torch.tensor([[[[1.0, 1.0], [0.0, 1.0]]]])).item() == 0.75
+    with pytest.raises(ValueError, match="2x2"):
+        pool_spikes(spikes, 3)
+
+
+def test_inference_lif_recursion_matches_the_autograd_layer_and_keeps_no_graph():
+    p = LIFParameters(beta=0.8, threshold=0.7)
+    cur = torch.randn(6, 4, 5, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    with_grad = LIF(p).sequence(cur)
+    with torch.no_grad():
+        without = LIF(p).sequence(cur)
+    assert with_grad.grad_fn is not None and without.grad_fn is None
+    assert torch.equal(with_grad.detach(), without)
+    assert torch.equal(lif_recursion(cur.detach(), p), without)

@@ -29,7 +29,11 @@ def test_shipped_profiles_are_valid_and_cover_every_schedule():
     # the smoke profile runs the regulariser baselines too, so they go through the whole pipeline
     assert {r.schedule for r in sweep.load_profile("smoke").runs} == set(schedules.NAMES)
     quick = sweep.load_profile("quick")
-    assert len(quick.runs) == 16 and quick.params["epochs"] == 10
+    # 1 baseline + 5 schedules x 7 sigma0 (the old 2x grid and its sqrt(2) neighbours) per seed
+    assert len(quick.runs) == 36 * len({r.seed for r in quick.runs}) and quick.params["epochs"] == 10
+    old = {"constant": [3.0e-5, 6.0e-5, 1.2e-4], "linear": [1.0e-4, 2.0e-4, 4.0e-4]}  # earlier records stay valid
+    for schedule, values in old.items():
+        assert set(values) <= {r.sigma0 for r in quick.runs if r.schedule == schedule}
 
 
 def test_regularisers_are_grid_names_like_the_schedules():
@@ -52,7 +56,7 @@ def test_grid_expands_to_stable_readable_ids():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"epoch": 3, "grid": GRID}, r"unknown key\(s\) epoch; valid: factors, grid, batch_size"),
+        ({"epoch": 3, "grid": GRID}, r"unknown key\(s\) epoch; valid: factors, grid, augment, batch_size"),
         ({"schedule": "linear", "grid": GRID}, "schedule is set per run by the sweep"),
         ({"lr": "1e-3", "grid": GRID}, "lr: '1e-3' is a string to YAML; write it with a dot"),
         ({"epochs": 0, "grid": GRID}, "epochs must be an integer >= 1"),

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib import data, record
+from lib import data, energy, record
+from lib import train as train_module
 from lib.schedules import REGULARISERS
 from lib.train import (
     DEFAULT_SIGMA0,
@@ -17,6 +18,7 @@ from lib.train import (
     Params,
     build_model,
     evaluate,
+    evaluate_splits,
     load_checkpoint,
     run,
     save_checkpoint,
@@ -113,6 +115,7 @@ def test_crash_while_loading_data_is_recorded_as_failed(cifar10_dir, tmp_path):
         ({"granularity": "step"}, "unknown granularity"),
         ({"spike_normalisation": "max"}, "unknown spike_normalisation"),
         ({"optimiser": "rmsprop"}, "unknown optimiser 'rmsprop'; valid: adam, sgd"),
+        ({"augment": "cutout"}, "unknown augment 'cutout'; valid: none, crop_flip"),
         ({"init_gain": 0.0}, "init_gain must be > 0"),
         ({"device": "cuda"}, "no CUDA device"),
         ({"device": "tpu-ish"}, "unknown device"),
@@ -323,3 +326,73 @@ def test_every_profile_sets_init_gain_so_new_defaults_leave_its_runs_unchanged(n
 
     profile = yaml.safe_load((REPO / "params" / f"{name}.yaml").read_text())
     assert "init_gain" in profile.get("base", profile)
+
+
+def test_crop_flip_augments_training_batches_only(cifar10_dir, cache_dir, tmp_path, monkeypatch):
+    calls = []
+    real = data.augment
+
+    def spy(images, kind, generator, **kw):
+        calls.append((len(images), kind))
+        return real(images, kind, generator, **kw)
+
+    monkeypatch.setattr(data, "augment", spy)
+    common = dict(SMALL, epochs=1, train_size=200, batch_size=64, data_dir=cifar10_dir, cache_dir=cache_dir)
+    plain = run(output_dir=str(tmp_path / "none"), **common)
+    assert calls == [(64, "none"), (64, "none"), (64, "none"), (8, "none")]  # 200 training images, nothing else
+    calls.clear()
+    aug = run(output_dir=str(tmp_path / "aug"), augment="crop_flip", **common)
+    assert calls == [(64, "crop_flip"), (64, "crop_flip"), (64, "crop_flip"), (8, "crop_flip")]
+    assert aug["params"]["augment"] == "crop_flip"
+    assert aug["epochs"][0]["train_loss"] != plain["epochs"][0]["train_loss"]
+
+
+@pytest.mark.parametrize("stop, epochs", [(True, 5), (False, 5), (True, 3)])
+def test_a_run_silent_on_validation_two_epochs_running_stops_as_collapsed(stop, epochs, cifar10_dir, cache_dir,
+                                                                         tmp_path, monkeypatch):
+    # validation as lib.train computes it, except lif3 reported silent from epoch 2 on
+    real, calls = train_module.evaluate_splits, []
+
+    def evaluate_splits(model, splits, batch_size):
+        calls.append(1)
+        val, test = real(model, splits, batch_size)
+        if len(calls) >= 2:
+            val["spikes_per_layer"][2] = 0.0
+        return [val, test]
+
+    monkeypatch.setattr(train_module, "evaluate_splits", evaluate_splits)
+    out = tmp_path / "run"
+    rec = run(**{**SMALL, "epochs": epochs, "train_size": 128, "val_size": 64, "test_size": 64}, stop_collapsed=stop,
+              data_dir=cifar10_dir, cache_dir=cache_dir, output_dir=str(out))
+    if stop and epochs > 3:  # silent in epochs 2 and 3: stopped after epoch 3
+        assert rec["status"] == "collapsed" and len(rec["epochs"]) == 3
+        assert rec["reason"] == "collapsed: a hidden layer silent on validation in epochs 2 and 3 (lif3 in epoch 3)"
+        assert record.load(out / "record.json", complete=True)["status"] == "collapsed"
+        with pytest.raises(FileExistsError, match="is a collapsed run; it is never overwritten"):
+            run(output_dir=str(out), data_dir=cifar10_dir)
+    else:  # not stopping, or nothing left to skip: the run is complete
+        assert rec["status"] == "complete" and len(rec["epochs"]) == epochs
+
+
+def test_collapsed_needs_two_silent_rows_in_a_row():
+    quiet, loud = {"val_spikes_per_layer": [5.0, 1.0, 0.0, 2.0]}, {"val_spikes_per_layer": [5.0, 1.0, 0.5, 2.0]}
+    assert not train_module.collapsed([quiet])
+    assert not train_module.collapsed([quiet, loud])
+    assert not train_module.collapsed([loud, quiet])
+    assert train_module.collapsed([loud, quiet, {"val_spikes_per_layer": [0.0, 0.0, 0.0, 0.0]}])
+
+
+def test_evaluate_splits_equals_per_sample_float64_sums_of_the_autograd_forward():
+    # the oracle: every sample's counts from the training-mode graph, summed in float64 one by one
+    torch.manual_seed(0)
+    model = build_model(Params(num_steps=6)).eval()
+    fanout = energy.fanouts(model)
+    split = data.Split(torch.randn(37, 3, 32, 32), torch.randint(0, 10, (37,)))
+    logits, counts = model.activity(split.images)
+    want_spikes = [sum(float(c[b].double().sum()) for b in range(37)) / 37 for c in counts]
+    want_synops = [sum(float((c[b].double() * f.double()).sum()) for b in range(37)) / 37
+                   for c, f in zip(counts, fanout, strict=True)]
+    got = evaluate_splits(model, [split, data.Split(split.images[:5], split.labels[:5])], 10)
+    assert got[0]["spikes_per_layer"] == want_spikes and got[0]["synops_per_layer"] == want_synops
+    assert got[0]["accuracy"] == (logits.argmax(1) == split.labels).sum().item() / 37
+    assert got[1] == evaluate(model, data.Split(split.images[:5], split.labels[:5]), 3)

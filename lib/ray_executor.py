@@ -264,7 +264,7 @@ def run_sweep(profile: sweep.Profile, results: Path, address: str | None = None,
     res = resources(profile, cpus_per_run, gpus_per_run, jobs)
     todo = pending(profile, results)
     if not todo:
-        print(sweep.report(profile, results)[0], file=out)
+        print(sweep.report(sweep.collect(profile, results))[0], file=out)
         return True
 
     import ray
@@ -300,7 +300,7 @@ def run_sweep(profile: sweep.Profile, results: Path, address: str | None = None,
         raise
     finally:
         ray.shutdown()  # disconnects from a cluster; stops the local instance
-    text, complete = sweep.report(profile, results)
+    text, complete = sweep.report(sweep.collect(profile, results))
     print(text, file=out)
     return complete
 

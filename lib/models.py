@@ -36,7 +36,6 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from . import nir_export, select, train
 from .snn import SpikingLeNet
@@ -149,14 +148,10 @@ def _table_name(table) -> str:
 
 def _build(row, path: Path) -> SpikingLeNet:
     """The network of an index row, with the weights of `path`."""
-    model = train.build_model(train.Params.from_dict(json.loads(row["params"])))
     try:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except FileNotFoundError:
-        raise ModelError(f"{path}: network file missing (listed in {path.parent / INDEX})") from None
-    except Exception as err:  # torch.load's errors for a damaged file vary (EOFError, RuntimeError, pickle...)
-        raise ModelError(f"{path}: cannot read the network ({type(err).__name__}: {err})") from None
-    return model.eval()
+        return train.network(json.loads(row["params"]), path, str(path.parent / INDEX), kind="network file")
+    except train.CheckpointError as err:
+        raise ModelError(str(err)) from None
 
 
 def load(profile: str = "quick", schedule: str = "linear", table=1, seed: int = 0, figures=None) -> SpikingLeNet:

@@ -272,14 +272,20 @@ def load_checkpoint(record_dir, epoch: int) -> SpikingLeNet:
         raise CheckpointError(f"{record_dir / 'record.json'}: no epoch {epoch!r} (recorded: {done})")
     if "checkpoint" not in rows[0]:
         raise CheckpointError(f"{record_dir / 'record.json'}: epoch {epoch} names no checkpoint (a version 1 record)")
-    path = record_dir / rows[0]["checkpoint"]
-    model = build_model(Params.from_dict(rec["params"]))
+    return network(rec["params"], record_dir / rows[0]["checkpoint"], f"epoch {epoch} of the record")
+
+
+def network(params: dict, path: Path, named_by: str, kind: str = "checkpoint") -> SpikingLeNet:
+    """The network of run parameters `params` with the weights saved at `path`, on the CPU, in
+    eval mode; CheckpointError naming `path` (and `named_by`, what listed it) when it is missing
+    or unreadable."""
+    model = build_model(Params.from_dict(params))
     try:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: checkpoint missing (named by epoch {epoch} of the record)") from None
+        raise CheckpointError(f"{path}: {kind} missing (named by {named_by})") from None
     except Exception as err:  # torch.load's errors for a damaged file vary (EOFError, RuntimeError, pickle...)
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({type(err).__name__}: {err})") from None
+        raise CheckpointError(f"{path}: cannot read the {kind} ({type(err).__name__}: {err})") from None
     return model.eval()
 
 

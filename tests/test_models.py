@@ -130,7 +130,7 @@ def test_rows_without_a_file_and_bad_files_are_clear_errors(sweep_dir, tmp_path)
         models.load("hand", "linear", table=3, figures=figures)
     path = folder / "linear-s1e-06-seed0-epoch002.pt"
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(models.ModelError, match=f"{path}: cannot read the network"):
+    with pytest.raises(models.ModelError, match=f"{path}: cannot read the network file"):
         models.load("hand", "linear", table=1, figures=figures)
     path.unlink()
     with pytest.raises(models.ModelError, match=f"{path}: network file missing"):

@@ -133,6 +133,18 @@ def test_two_seeds_give_mean_and_sd_through_the_tables(tmp_path, cifar10_dir, ca
     cells = [c.strip() for c in row.strip("|").split("|")]
     accuracy, spikes, reduction, synops, energy, seeds = cells[3:9]
     assert all(" ± " in c for c in (accuracy, spikes, reduction, synops, energy)) and seeds == "2"
+    # our stable rule beside the paper's, the stability file and the provenance, from the same two seeds
+    for name in ("table1", "table2"):
+        assert (out / f"{name}.md").read_text().split("\n\n")[0].endswith("Seeds: 2 (0, 1).")  # the paper's too
+        ours = (out / f"{name}_robust.md").read_text()
+        assert "Ours, not the paper's rule" in ours and "4 runs on 1 machine" in ours
+        robust = pd.read_csv(out / f"{name}_robust.csv").set_index("schedule")
+        # one (sigma0, epoch) for both seeds: 1 epoch, so epoch 1 twice
+        assert robust["seeds"].tolist() == [2, 2] and robust.loc["constant", "epoch"] == "[1, 1]"
+    stability = pd.read_csv(out / "selection_stability.csv")
+    # one sparse schedule and its total, per rule and draw: Table 1 and 2 x (paper, ours, ours leave-one-out) x 2
+    assert len(stability) == 12 and set(stability["pairs"]) == {1}
+    assert "Seeds: 2 (0, 1)." in (out / "provenance.md").read_text()
     assert set(pd.read_csv(out / "pareto_fronts.csv")["seed"]) == {0, 1}
 
 

@@ -28,13 +28,14 @@ def test_shipped_profiles_are_valid_and_cover_every_schedule():
         assert {r.schedule for r in profile.runs} >= set(schedules.SCHEDULES), name
     # the smoke profile runs the regulariser baselines too, so they go through the whole pipeline
     assert {r.schedule for r in sweep.load_profile("smoke").runs} == set(schedules.NAMES)
-    quick = sweep.load_profile("quick")
-    # 1 baseline + 5 schedules x 7 sigma0 (the old 2x grid and its sqrt(2) neighbours) per seed
-    assert len(quick.runs) == 36 * len({r.seed for r in quick.runs}) and quick.params["epochs"] == 10
-    old = {"constant": [3.0e-5, 6.0e-5, 1.2e-4], "linear": [1.0e-4, 2.0e-4, 4.0e-4]}  # earlier records stay valid
-    for schedule, values in old.items():
-        assert set(values) <= {r.sigma0 for r in quick.runs if r.schedule == schedule}
-
+    quick, fine = sweep.load_profile("quick"), sweep.load_profile("quick-fine")
+    assert len(quick.runs) == 16 * 3 and quick.params == fine.params and quick.params["epochs"] == 10
+    # quick-fine: 1 baseline + 5 schedules x 7 sigma0 (quick's 2x grid and its sqrt(2) neighbours) per seed,
+    # and every run of quick among them, same id and parameters, so quick's records serve it
+    assert len(fine.runs) == 36 * 3 and {r.id for r in quick.runs} <= {r.id for r in fine.runs}
+    for schedule in ("constant", "linear"):
+        values = sorted({r.sigma0 for r in fine.runs if r.schedule == schedule})
+        assert max(b / a for a, b in zip(values, values[1:])) < 1.42  # steps of at most sqrt 2
 
 def test_regularisers_are_grid_names_like_the_schedules():
     grid = {"seeds": [0], "sigma0": {"baseline": [], "upper_bound": [1e-3], "synops": [5e-9], "layer_weighted": [1e-6]}}

@@ -201,22 +201,23 @@ def pending(profile: sweep.Profile, results: Path) -> list:
 def _connect(address: str | None, ray, repo: Path, local_cpus: int | None = None) -> None:
     """ray.init for the sweep: the cluster at `address`, else a local instance on 127.0.0.1."""
     runtime_env = {"working_dir": str(repo), "excludes": EXCLUDES}
-    if not address or address == "local":
-        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, runtime_env=runtime_env,
-                 log_to_driver=False, num_cpus=local_cpus)
-        return
-    target = _host_port(address)
-    if not (target and target[0] in LOOPBACK):
+    target = _host_port(address) if address and address != "local" else None
+    if target and target[0] not in LOOPBACK:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
         return
-    # Ray rewrites a loopback address to this machine's interface address (services.
-    # resolve_ip_for_localhost asks get_node_ip_address), where a cluster started on 127.0.0.1
-    # does not listen: while joining, that lookup answers 127.0.0.1, and so does the driver.
+    # A local instance, or a cluster on loopback: Ray registers a node under (and rewrites a
+    # loopback address to) this machine's interface address, found by services.get_node_ip_address,
+    # even when told _node_ip_address; while starting or joining, that lookup answers 127.0.0.1, so
+    # every Ray process of the sweep listens and talks on loopback only.
     services = ray._private.services
     lookup = services.get_node_ip_address
     services.get_node_ip_address = lambda address=None: "127.0.0.1"
     try:
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, _node_ip_address="127.0.0.1")
+        if target:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, _node_ip_address="127.0.0.1")
+        else:
+            ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, runtime_env=runtime_env,
+                     log_to_driver=False, num_cpus=local_cpus)
     finally:
         services.get_node_ip_address = lookup
 

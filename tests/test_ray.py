@@ -230,3 +230,17 @@ def test_a_killed_worker_and_a_removed_node_still_give_every_run_once(cluster, t
         assert text.count(f"{run.id}: ") == 1, text  # finished once, written once
         epoch_rows(sweep.run_dir(profile, run, results) / "record.json")
         assert not (sweep.run_dir(profile, run, results) / "partial").exists()
+
+
+@pytest.mark.slow
+def test_a_local_instance_stays_on_loopback():
+    ray = pytest.importorskip("ray")
+    from pathlib import Path
+
+    ray_executor._connect(None, ray, Path(ray_executor.__file__).resolve().parents[1], local_cpus=1)
+    try:
+        # without the lookup answering 127.0.0.1, Ray registers the node under the interface address
+        assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+        assert ray.get(ray.remote(lambda: ray.util.get_node_ip_address()).remote()) == "127.0.0.1"
+    finally:
+        ray.shutdown()

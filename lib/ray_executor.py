@@ -216,8 +216,10 @@ def _connect(address: str | None, ray, repo: Path, local_cpus: int | None = None
         if target:
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, _node_ip_address="127.0.0.1")
         else:
-            ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, runtime_env=runtime_env,
-                     log_to_driver=False, num_cpus=local_cpus)
+            # address="local": a new instance even when another Ray runs on this machine (ray.init()
+            # would join that one)
+            ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
+                     runtime_env=runtime_env, log_to_driver=False, num_cpus=local_cpus)
     finally:
         services.get_node_ip_address = lookup
 

@@ -35,7 +35,8 @@ def test_shipped_profiles_are_valid_and_cover_every_schedule():
     assert len(fine.runs) == 36 * 3 and {r.id for r in quick.runs} <= {r.id for r in fine.runs}
     for schedule in ("constant", "linear"):
         values = sorted({r.sigma0 for r in fine.runs if r.schedule == schedule})
-        assert max(b / a for a, b in zip(values, values[1:])) < 1.42  # steps of at most sqrt 2
+        assert max(b / a for a, b in zip(values, values[1:], strict=False)) < 1.42  # steps of at most sqrt 2
+
 
 def test_regularisers_are_grid_names_like_the_schedules():
     grid = {"seeds": [0], "sigma0": {"baseline": [], "upper_bound": [1e-3], "synops": [5e-9], "layer_weighted": [1e-6]}}

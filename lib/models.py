@@ -30,14 +30,13 @@ JSON) and gives it the weights; a missing or unreadable file is a ModelError nam
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from . import nir_export, select, train
+from . import record as records
 from .snn import SpikingLeNet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,19 +54,6 @@ class ModelError(ValueError):
 def folder_of(profile: str, figures=None) -> Path:
     """Where a profile's networks are published: <figures>/<profile>/models (figures: the repository's)."""
     return Path(figures if figures is not None else REPO / "figures") / profile / "models"
-
-
-def _atomic(path: Path, write) -> None:
-    """Call write(temporary path) beside `path`, then rename it to `path`: never half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep published files from other readers
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _checkpoints(collected) -> dict:
@@ -115,10 +101,10 @@ def publish(collected, folder, results) -> pd.DataFrame:
         networks[row.state_dict] = (source, train.load_checkpoint(run_dir, row.epoch))
     folder.mkdir(parents=True, exist_ok=True)
     for name, (source, model) in networks.items():
-        _atomic(folder / name, lambda tmp, source=source: shutil.copyfile(source, tmp))
-        _atomic(folder / name.replace(".pt", ".nir"), lambda tmp, model=model: nir_export.write_nir(model, tmp))
-    _atomic(folder / "README.md", lambda tmp: Path(tmp).write_text(readme(collected.profile.name, frame)))
-    _atomic(folder / INDEX, lambda tmp: frame.to_csv(tmp, index=False))
+        records.atomic(folder / name, lambda tmp, source=source: shutil.copyfile(source, tmp))
+        records.atomic(folder / name.replace(".pt", ".nir"), lambda tmp, model=model: nir_export.write_nir(model, tmp))
+    records.atomic(folder / "README.md", lambda tmp: Path(tmp).write_text(readme(collected.profile.name, frame)))
+    records.atomic(folder / INDEX, lambda tmp: frame.to_csv(tmp, index=False))
     keep = set(files["state_dict"]) | set(files["nir"])
     for old in [*folder.glob("*.pt"), *folder.glob("*.nir")]:
         if old.name not in keep:  # a network an earlier publish selected, this one not

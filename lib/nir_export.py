@@ -84,13 +84,13 @@ shapes mean.
 from __future__ import annotations
 
 import copy
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from . import record
 from .snn import LAYERS, SpikingLeNet
 
 DT = 1e-4
@@ -201,15 +201,7 @@ def write_nir(model: SpikingLeNet, path, dt: float = DT, convention: str = "nir"
 
     path = Path(path)
     graph = to_nir(model, dt, convention)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        nir.write(tmp, graph)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    record.atomic(path, lambda tmp: nir.write(tmp, graph))
     return path
 
 

@@ -55,7 +55,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import sweep
+from . import record, sweep
 
 EXECUTORS = ("local", "ray")
 INSTALL = "pip install -e '.[ray]'  (or: pip install 'ray==2.60.0')"
@@ -165,10 +165,7 @@ def node_data(_: int = 0) -> str:
 
 
 def _write_atomic(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(content)
-    os.replace(tmp, path)
+    record.atomic(path, lambda tmp: tmp.write_bytes(content))
 
 
 def store(profile: sweep.Profile, run: sweep.Run, results: Path, files: dict) -> str:
@@ -182,7 +179,6 @@ def store(profile: sweep.Profile, run: sweep.Run, results: Path, files: dict) ->
         _write_atomic(partial / "record.json", files["record.json"])
     if sweep.state(profile, run, results) == "failed" or "record.json" not in files:
         return sweep.state(profile, run, results)
-    from . import record
 
     try:
         record.load(partial / "record.json", complete=True)

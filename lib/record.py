@@ -94,13 +94,25 @@ class RecordError(ValueError):
     """A record that cannot be read, or is not what the reader needs; names the file."""
 
 
-def write(path: Path | str, record: Record) -> None:
-    """Write JSON to a temporary file beside `path`, then rename: never half a file."""
+def atomic(path: Path | str, write) -> Path:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`: a reader
+    never sees half a file (the project's one way to write outputs). Returns `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write(path: Path | str, record: Record) -> None:
+    """Write the record as JSON, atomically."""
+    text = json.dumps(record, indent=1, allow_nan=False) + "\n"
+    atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def upgrade(record: dict) -> Record:

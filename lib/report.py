@@ -21,12 +21,11 @@ written atomically (a temporary file beside it, then `os.replace`).
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
 
-from . import paper, provenance, robust, select
+from . import paper, provenance, record, robust, select
 
 LOSS_FUNCTION = {  # row labels: the paper's, then the regulariser baselines (ours)
     **paper.LOSS_FUNCTION,
@@ -140,12 +139,7 @@ def markdown(frame: pd.DataFrame) -> str:
 
 def write_text(path, text: str) -> Path:
     """`text` into a temporary file beside `path`, then renamed: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return record.atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def write_table(frame: pd.DataFrame, summary: pd.DataFrame, folder, name: str, caption: str) -> list[Path]:

@@ -249,10 +249,7 @@ def checkpoint_name(epoch: int) -> str:
 
 def save_checkpoint(model, path: Path) -> None:
     """The model's state_dict to a temporary file beside `path`, then renamed: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
+    records.atomic(path, lambda tmp: torch.save(model.state_dict(), tmp))
 
 
 class CheckpointError(ValueError):

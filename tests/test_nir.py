@@ -150,3 +150,36 @@ def test_sinabs_import_reproduces_our_spikes(tmp_path):
     _, multi = nir_export.run_sinabs(nir_export.import_sinabs(path, model.num_steps, single_spike=False),
                                      images, model.num_steps)
     assert sum(c.sum() for c in multi) > sum(c.sum() for c in ref_counts)  # gain 3: mem reaches 2 thresholds
+
+
+def test_the_published_table1_network_round_trips_on_cifar10(cifar10_dir, cache_dir):
+    """The network of the committed quick profile's spike rasters (its Table 1 network with the
+    fewest test spikes, lib.models.sparsest_pair), on 64 real test images: the committed `.nir`
+    file is that network (snnTorch's import spikes as its reset-to-zero reading, neuron by
+    neuron), and sinabs's import of its "sinabs" file spikes as ours, neuron by neuron, with
+    the same predictions. benchmarks/nir_roundtrip.py measures the same on 1,000 images."""
+    pytest.importorskip("sinabs")
+    from lib import data, models
+
+    folder = models.folder_of("quick")
+    pair = models.sparsest_pair(models.read_index(folder))
+    assert pair is not None, f"{folder}: no published Table 1 pair"
+    sparse = pair[1]
+    model = models.load_path(folder / sparse["state_dict"])
+    splits = data.prepare(data.load_cifar10(cifar10_dir, cache_dir), 0, 0.2, 64, 64, 64, torch.device("cpu"))
+    images = splits.test.images
+    with torch.no_grad():
+        logits, counts = model.activity(images)
+        zero_logits, zero_counts = nir_export.with_reset_to_zero(model).activity(images)
+    assert all(c.sum() > 0 for c in counts)
+    published = nir_export.import_snntorch(nir.read(folder / sparse["nir"]))
+    theirs_logits, theirs = nir_export.run_imported(published, images, model.num_steps)
+    for c, ref in zip(theirs, zero_counts, strict=True):
+        torch.testing.assert_close(c, ref, rtol=0, atol=0)
+    assert torch.equal(theirs_logits.argmax(1), zero_logits.argmax(1))
+    theirs_logits, theirs = nir_export.run_sinabs(
+        nir_export.import_sinabs(nir_export.to_nir(model, convention="sinabs"), model.num_steps),
+        images, model.num_steps)
+    for c, ref in zip(theirs, counts, strict=True):
+        torch.testing.assert_close(c, ref, rtol=0, atol=0)
+    assert torch.equal(theirs_logits.argmax(1), logits.argmax(1))

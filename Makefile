@@ -25,7 +25,10 @@ SWEEP := $(BIN)/python -m lib.sweep --results $(RESULTS_DIR)
 # EXECUTOR=local trains through make's file targets on this machine; EXECUTOR=ray runs each
 # pending run as a Ray task on the cluster of RAY_ADDRESS (or a local Ray started for the sweep).
 EXECUTOR ?= local
-RAYRUN := $(BIN)/python -m lib.ray_executor --results $(RESULTS_DIR) $(if $(JOBS),--jobs $(JOBS))
+# CPUS_PER_RUN / GPUS_PER_RUN: what a Ray task asks for (default: the profile's threads or cores / JOBS,
+# and its resources.gpus_per_run, else 0.25 GPU on cuda).
+RAYRUN := $(BIN)/python -m lib.ray_executor --results $(RESULTS_DIR) $(if $(JOBS),--jobs $(JOBS)) \
+	$(if $(CPUS_PER_RUN),--cpus-per-run $(CPUS_PER_RUN)) $(if $(GPUS_PER_RUN),--gpus-per-run $(GPUS_PER_RUN))
 RESULTS := $(RESULTS_DIR)/$(basename $(notdir $(PROFILE)))
 # reproduce has made (or, given -o, skipped) install already; make does not pass -o down.
 SUBMAKE = $(MAKE) --no-print-directory -o $(VENV)/.installed PROFILE=$(PROFILE) RESULTS_DIR=$(RESULTS_DIR)
@@ -35,7 +38,8 @@ SUBMAKE = $(MAKE) --no-print-directory -o $(VENV)/.installed PROFILE=$(PROFILE) 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 	@echo "  variables: PROFILE=smoke|quick|paper|ablations|path.yaml (default quick), JOBS=N (parallel runs),"
-	@echo "             RESULTS_DIR=results (where runs live), EXECUTOR=local|ray (RAY_ADDRESS: the cluster)"
+	@echo "             RESULTS_DIR=results (where runs live), EXECUTOR=local|ray (RAY_ADDRESS: the cluster,"
+	@echo "             CPUS_PER_RUN, GPUS_PER_RUN: what each Ray task asks for)"
 
 install: $(VENV)/.installed ## create .venv/ with every dependency (or use the active conda env), lib editable
 

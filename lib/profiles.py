@@ -26,6 +26,14 @@ Then every value is a *variant* with its own baseline: `base` (the top-level set
 `<factor>-<label>` for each value, in the file's order. A variant may replace the grid
 (its sigma0 are in its own setting's unit). Its runs have ids `<variant>/<run-id>`.
 
+A profile may also say what each run needs on a Ray cluster (`lib.ray_executor`; the local
+executor has no GPUs to share):
+
+    resources:
+      gpus_per_run: 0.25           # a fraction packs runs on one GPU (default: 0.25 on cuda, else 0)
+
+CPUs per run are the run parameter `threads` (default: the cores / JOBS), for both executors.
+
 `load_profile(name or path)` -> `Profile` (its `runs` in the file's order, variant by
 variant); `parse_profile` does the same for contents already read. Where runs live and how
 they are executed is `lib.sweep`'s.
@@ -50,6 +58,7 @@ SET_BY_GRID = ("schedule", "sigma0", "seed", "output_dir")  # differ per run: ne
 BASE = "base"  # the variant of a profile with factors that changes nothing
 FACTOR = re.compile(r"[A-Za-z0-9_.]+")
 LABEL = re.compile(r"[A-Za-z0-9_.-]+")  # a factor has no "-": <factor>-<label> stays unambiguous
+RESOURCES = ("gpus_per_run",)  # keys of a profile's `resources`
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,7 @@ class Profile:
     params: dict  # the top-level run parameters (the base setting, with factors)
     runs: tuple  # of Run, variant by variant, each in grid order
     variants: tuple  # of Variant; one, named "", without factors
+    resources: dict = dataclasses.field(default_factory=dict)  # per run on a Ray cluster: RESOURCES
 
     @property
     def has_factors(self) -> bool:
@@ -154,7 +164,7 @@ def _setting(name: str, values: dict) -> tuple[dict, list]:
     if unknown:
         valid = sorted(fields - set(SET_BY_GRID))
         raise ValueError(f"profile {name!r}: unknown key(s) {', '.join(unknown)}; "
-                         f"valid: factors, grid, {', '.join(valid)}")
+                         f"valid: factors, grid, resources, {', '.join(valid)}")
     for key in SET_BY_GRID:
         if key in values:
             raise ValueError(f"profile {name!r}: {key} is set per run by the sweep (grid), not a run parameter")
@@ -213,15 +223,36 @@ def _variants(name: str, values: dict, factors) -> list[tuple[Variant, dict]]:
                 raise ValueError(f"{where}: a label is letters, digits, _, . and - only")
             if not isinstance(changes, dict):
                 raise ValueError(f"{where}: give the changed parameters as a mapping")
+            if "resources" in changes:
+                raise ValueError(f"{where}: resources are the whole profile's (top level), not a variant's")
             setting = {**base, **changes, "grid": changes.get("grid", values.get("grid"))}
             out.append((Variant(f"{factor}-{label}", factor, str(label), {}), setting))
     return out
+
+
+def _resources(name: str, values) -> dict:
+    """A profile's `resources`, checked."""
+    if not isinstance(values, dict):
+        raise ValueError(f"profile {name!r}: resources must be a mapping, e.g. {{gpus_per_run: 0.25}}")
+    unknown = sorted(set(values) - set(RESOURCES))
+    if unknown:
+        hint = " (CPUs per run: the run parameter threads)" if "cpus_per_run" in unknown else ""
+        raise ValueError(f"profile {name!r}: unknown resources key(s) {', '.join(map(str, unknown))}; "
+                         f"valid: {', '.join(RESOURCES)}{hint}")
+    gpus = values.get("gpus_per_run", 0.0)
+    _refuse_number_string(gpus, f"profile {name!r}: resources.gpus_per_run")
+    if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not math.isfinite(gpus) or gpus < 0:
+        raise ValueError(f"profile {name!r}: resources.gpus_per_run must be a number >= 0 (a fraction packs "
+                         f"runs on one GPU), got {gpus!r}")
+    return {k: float(v) for k, v in values.items()}
 
 
 def parse_profile(name: str, values: dict) -> Profile:
     """Validate a profile's contents (see the module docstring) and expand its grid(s)."""
     if not isinstance(values, dict):
         raise ValueError(f"profile {name!r} must be a mapping of parameters and a grid")
+    resources = _resources(name, values["resources"]) if "resources" in values else {}
+    values = {k: v for k, v in values.items() if k != "resources"}
     if "factors" not in values:
         params, points = _setting(name, values)
         profile = Profile(name, params, tuple(Run(*p) for p in points), (Variant("", "", "", params),))
@@ -233,6 +264,7 @@ def parse_profile(name: str, values: dict) -> Profile:
             variants.append(dataclasses.replace(variant, params=params))
             runs += [Run(*p, variant=variant.name) for p in points]
         profile = Profile(name, variants[0].params, tuple(runs), tuple(variants))
+    profile = dataclasses.replace(profile, resources=resources)
     ids = [r.id for r in profile.runs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

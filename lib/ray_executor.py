@@ -31,9 +31,10 @@ Every node alive at the start is asked for its data before any run starts.
 
 Resources per run: `num_cpus` = the run's torch threads, decided as by the local
 executor (`lib.sweep.run_params`: the profile's `threads`, else cores / JOBS) or by
-`--cpus-per-run`; `num_gpus` = `--gpus-per-run`, by default 0.25 when the profile's
-`device` is cuda (four LeNet runs share a GPU), else 0 (and Ray then hides the GPUs, so
-`device: auto` trains on the CPU).
+`--cpus-per-run`; `num_gpus` = `--gpus-per-run`, else the profile's `resources:
+{gpus_per_run: F}`, else 0.25 when the profile's `device` is cuda (four LeNet runs share a
+GPU), else 0 (and Ray then hides the GPUs, so `device: auto` trains on the CPU). The
+Makefile passes CPUS_PER_RUN and GPUS_PER_RUN as those options.
 
 Failures. A worker or node that dies mid-run: Ray runs the task again (`max_retries`)
 elsewhere, in a new temporary folder (a clean start). A run that fails by itself
@@ -114,7 +115,8 @@ def resources(profile: sweep.Profile, cpus_per_run: int | None, gpus_per_run: fl
         raise ExecutorError(f"--gpus-per-run must be >= 0 (a fraction packs runs on a GPU), got {gpus_per_run}")
     threads = cpus_per_run or sweep.run_params(profile, profile.runs[0], Path("."), jobs)["threads"]
     on_cuda = str(profile.params.get("device", "auto")).startswith("cuda")
-    gpus = gpus_per_run if gpus_per_run is not None else (0.25 if on_cuda else 0.0)
+    gpus = gpus_per_run if gpus_per_run is not None else profile.resources.get("gpus_per_run",
+                                                                                0.25 if on_cuda else 0.0)
     return {"num_cpus": threads, "num_gpus": gpus}
 
 
@@ -312,7 +314,8 @@ def main(argv=None) -> int:
                         help="cluster address (default: $RAY_ADDRESS; none: a local Ray instance)")
     parser.add_argument("--jobs", type=int, default=1, help="as JOBS for the local executor: threads = cores / jobs")
     parser.add_argument("--cpus-per-run", type=int, help="CPUs (and torch threads) per run")
-    parser.add_argument("--gpus-per-run", type=float, help="GPUs per run, a fraction packs runs (default 0.25 on cuda)")
+    parser.add_argument("--gpus-per-run", type=float, help="GPUs per run, a fraction packs runs (default: the profile's "
+                        "resources.gpus_per_run, else 0.25 on cuda)")
     parser.add_argument("--local-cpus", type=int, help="CPUs of the local instance (no RAY_ADDRESS; default: all)")
     parser.add_argument("--max-retries", type=int, default=3, help="reruns of a task whose worker or node died")
     parser.add_argument("--check-executor", metavar="NAME", help="only check that executor NAME can run here")

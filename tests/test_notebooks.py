@@ -159,7 +159,7 @@ def test_committed_notebooks_are_clean_and_parameters_match_params():
     cells = nbformat.read(NOTEBOOKS / "train.ipynb", as_version=4).cells
     params_cell = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
     names = [line.split(":")[0] for line in params_cell.source.splitlines()]
-    assert names == [*fields, "grid", "factors"]  # the profile keys papermill -f passes along
+    assert names == [*fields, "grid", "factors", "resources"]  # the profile keys papermill -f passes along
     defaults = {}
     exec(params_cell.source, {}, defaults)
     assert train.Params.from_namespace(defaults) == train.Params()

@@ -6,6 +6,7 @@ Ray's node-address lookup answers 127.0.0.1 in this process, and the driver join
 loopback address as 127.0.0.1 (lib.ray_executor does that).
 """
 
+import dataclasses
 import io
 import json
 import os
@@ -85,6 +86,9 @@ def test_resources_per_run_follow_the_local_executor(monkeypatch):
     on_cuda = profile(device="cuda")
     assert ray_executor.resources(on_cuda, 2, None, 1) == {"num_cpus": 2, "num_gpus": 0.25}
     assert ray_executor.resources(on_cuda, None, 0.5, 8)["num_gpus"] == 0.5
+    packed = dataclasses.replace(on_cuda, resources={"gpus_per_run": 0.125})  # the profile's, below the option
+    assert ray_executor.resources(packed, None, None, 1)["num_gpus"] == 0.125
+    assert ray_executor.resources(packed, None, 0.5, 1)["num_gpus"] == 0.5
     with pytest.raises(ray_executor.ExecutorError, match="--cpus-per-run"):
         ray_executor.resources(on_cuda, 0, None, 1)
 

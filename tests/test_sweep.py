@@ -58,7 +58,7 @@ def test_grid_expands_to_stable_readable_ids():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"epoch": 3, "grid": GRID}, r"unknown key\(s\) epoch; valid: factors, grid, augment, batch_size"),
+        ({"epoch": 3, "grid": GRID}, r"unknown key\(s\) epoch; valid: factors, grid, resources, augment, batch_size"),
         ({"schedule": "linear", "grid": GRID}, "schedule is set per run by the sweep"),
         ({"lr": "1e-3", "grid": GRID}, "lr: '1e-3' is a string to YAML; write it with a dot"),
         ({"epochs": 0, "grid": GRID}, "epochs must be an integer >= 1"),
@@ -72,11 +72,25 @@ def test_grid_expands_to_stable_readable_ids():
         ({"grid": {**GRID, "sigma0": {"baseline": [], "linear": ["1e-6"]}}}, "string to YAML"),
         ({"grid": {**GRID, "sigma0": {"baseline": [], "linear": [-1.0]}}}, "finite numbers > 0"),
         ({"grid": {**GRID, "sigma0": {"baseline": [], "linear": [1e-6, 1e-6]}}}, "repeated runs linear-s1e-06-seed0"),
+        ({"grid": GRID, "resources": 0.25}, "resources must be a mapping"),
+        ({"grid": GRID, "resources": {"cpus_per_run": 2}}, r"cpus_per_run; valid: gpus_per_run \(CPUs per run: .*threads"),
+        ({"grid": GRID, "resources": {"gpus_per_run": -0.5}}, "gpus_per_run must be a number >= 0"),
+        ({"grid": GRID, "resources": {"gpus_per_run": "1e-1"}}, "string to YAML"),
     ],
 )
 def test_bad_profiles_are_refused_naming_the_problem(values, message):
     with pytest.raises(ValueError, match=message):
         sweep.parse_profile("p", values)
+
+
+def test_resources_are_profile_wide_and_not_run_parameters():
+    profile = sweep.parse_profile("p", {"resources": {"gpus_per_run": 0.25}, "grid": GRID,
+                                        "factors": {"num_steps": {"T16": {"num_steps": 16}}}})
+    assert profile.resources == {"gpus_per_run": 0.25}
+    assert all("resources" not in v.params for v in profile.variants)
+    assert sweep.parse_profile("p", {"grid": GRID}).resources == {}
+    with pytest.raises(ValueError, match="g.x: resources are the whole profile's"):
+        sweep.parse_profile("p", {"grid": GRID, "factors": {"g": {"x": {"resources": {"gpus_per_run": 1}}}}})
 
 
 def test_yaml_file_errors_and_cli_exit_code(tmp_path, capsys):

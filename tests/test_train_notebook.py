@@ -30,7 +30,7 @@ def test_a_misspelled_parameter_stops_the_notebook_naming_it_and_the_valid_ones(
                      "-p", "output_dir", str(tmp_path / "run"))
     assert done.returncode != 0
     fields = ", ".join(f.name for f in train.Params.__dataclass_fields__.values())
-    assert f"ValueError: unknown parameter(s) lerning_rate; valid: {fields}, grid, factors" in done.stderr
+    assert f"ValueError: unknown parameter(s) lerning_rate; valid: {fields}, grid, factors, resources" in done.stderr
     assert not (tmp_path / "run").exists()  # stopped before any work: no record
 
 

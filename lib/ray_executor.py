@@ -314,8 +314,8 @@ def main(argv=None) -> int:
                         help="cluster address (default: $RAY_ADDRESS; none: a local Ray instance)")
     parser.add_argument("--jobs", type=int, default=1, help="as JOBS for the local executor: threads = cores / jobs")
     parser.add_argument("--cpus-per-run", type=int, help="CPUs (and torch threads) per run")
-    parser.add_argument("--gpus-per-run", type=float, help="GPUs per run, a fraction packs runs (default: the profile's "
-                        "resources.gpus_per_run, else 0.25 on cuda)")
+    parser.add_argument("--gpus-per-run", type=float, help="GPUs per run, a fraction packs runs "
+                        "(default: the profile's resources.gpus_per_run, else 0.25 on cuda)")
     parser.add_argument("--local-cpus", type=int, help="CPUs of the local instance (no RAY_ADDRESS; default: all)")
     parser.add_argument("--max-retries", type=int, default=3, help="reruns of a task whose worker or node died")
     parser.add_argument("--check-executor", metavar="NAME", help="only check that executor NAME can run here")

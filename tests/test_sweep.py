@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -317,3 +318,10 @@ def test_make_takes_a_profile_path_and_puts_its_runs_under_its_name(tmp_path):
     out = subprocess.run(make, capture_output=True, text=True, check=True).stdout
     assert f"lib.sweep --results {results} run {path} baseline-seed0" in out
     assert "//" not in out.replace("://", "") and not (results / str(path).lstrip("/")).exists()
+
+
+def test_the_benchmarks_quick4_profile_is_four_runs_of_quick():
+    quick = sweep.load_profile("quick")
+    four = sweep.load_profile(str(Path(__file__).resolve().parents[1] / "benchmarks" / "quick4.yaml"))
+    assert four.params == quick.params
+    assert {r.id for r in four.runs} < {r.id for r in quick.runs} and len(four.runs) == 4

@@ -389,8 +389,8 @@ def test_evaluate_splits_equals_per_sample_float64_sums_of_the_autograd_forward(
     fanout = energy.fanouts(model)
     split = data.Split(torch.randn(37, 3, 32, 32), torch.randint(0, 10, (37,)))
     logits, counts = model.activity(split.images)
-    want_spikes = [sum(float(c[b].double().sum()) for b in range(37)) / 37 for c in counts]
-    want_synops = [sum(float((c[b].double() * f.double()).sum()) for b in range(37)) / 37
+    want_spikes = [sum(float(c[b].detach().double().sum()) for b in range(37)) / 37 for c in counts]
+    want_synops = [sum(float((c[b].detach().double() * f.double()).sum()) for b in range(37)) / 37
                    for c, f in zip(counts, fanout, strict=True)]
     got = evaluate_splits(model, [split, data.Split(split.images[:5], split.labels[:5])], 10)
     assert got[0]["spikes_per_layer"] == want_spikes and got[0]["synops_per_layer"] == want_synops

@@ -46,3 +46,21 @@ def test_a_profile_runs_without_a_warning_and_the_notebook_says_what_it_changed(
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     printed = "".join(out.get("text", "") for cell in executed.cells for out in cell.get("outputs", []))
     assert "'epochs': 1" in printed and "'num_steps': 4" in printed and "'seed'" not in printed
+
+
+@pytest.mark.slow
+def test_a_run_that_collapses_stops_early_and_the_notebook_still_ends(tmp_path, cifar10_dir, cache_dir):
+    """A run stopped as collapsed has no checkpoint of its planned last epoch: the notebook's
+    last cells (spikes per layer, the raster) use the epoch it stopped at, so the executed
+    notebook ends without an error and the sweep takes the record as finished."""
+    run = tmp_path / "run"
+    done = papermill(tmp_path, "-f", "params/smoke.yaml", "-p", "schedule", "constant", "-p", "sigma0", "1.0",
+                     "-p", "epochs", "4", "-p", "output_dir", str(run),
+                     CIFAR10_DIR=cifar10_dir, SNN_CACHE_DIR=cache_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((run / "record.json").read_text())
+    assert record["status"] == "collapsed" and [e["epoch"] for e in record["epochs"]] == [1, 2]
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    code = [cell for cell in executed.cells if cell.cell_type == "code"]
+    assert "load_checkpoint" in code[-1].source  # the raster of the last cell was drawn
+    assert [out["output_type"] for out in code[-1].outputs] == ["display_data"]

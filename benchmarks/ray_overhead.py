@@ -43,7 +43,7 @@ from lib import profiles, record, sweep  # noqa: E402
 def _timed(command: list[str], env: dict | None = None) -> dict:
     before = os.getloadavg()[0]
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode:
         raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
@@ -64,10 +64,8 @@ def ray_sweep(path: str, results: Path, jobs: int, address: str | None = None, c
     command = [sys.executable, "-m", "lib.ray_executor", path, "--results", str(results), "--jobs", str(jobs)]
     command += ["--cpus-per-run", str(cpus_per_run)] if cpus_per_run else []
     command += [] if address else ["--local-cpus", str(jobs)]
-    env = {"RAY_ADDRESS": address} if address else {}
-    if not address:
-        os.environ.pop("RAY_ADDRESS", None)
-    return _timed(command, env)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # none: a local instance
+    return _timed(command, {**env, "RAY_ADDRESS": address} if address else env)
 
 
 def cluster_sweeps(path: str, profile, tmp: Path) -> dict:

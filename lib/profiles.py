@@ -59,6 +59,7 @@ BASE = "base"  # the variant of a profile with factors that changes nothing
 FACTOR = re.compile(r"[A-Za-z0-9_.]+")
 LABEL = re.compile(r"[A-Za-z0-9_.-]+")  # a factor has no "-": <factor>-<label> stays unambiguous
 RESOURCES = ("gpus_per_run",)  # keys of a profile's `resources`
+PROFILE_KEYS = ("grid", "factors", "resources")  # a profile's keys besides run parameters
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def _setting(name: str, values: dict) -> tuple[dict, list]:
     if unknown:
         valid = sorted(fields - set(SET_BY_GRID))
         raise ValueError(f"profile {name!r}: unknown key(s) {', '.join(unknown)}; "
-                         f"valid: factors, grid, resources, {', '.join(valid)}")
+                         f"valid: {', '.join(sorted(PROFILE_KEYS))}, {', '.join(valid)}")
     for key in SET_BY_GRID:
         if key in values:
             raise ValueError(f"profile {name!r}: {key} is set per run by the sweep (grid), not a run parameter")

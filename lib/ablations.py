@@ -228,3 +228,33 @@ def layer_reductions(out: pd.DataFrame, pts: pd.DataFrame, rule: str = "table1")
                              **{f"lif{i + 1}": c for i, c in enumerate(change)},
                              **{f"baseline lif{i + 1}": b for i, b in enumerate(layers["baseline"])}})
     return pd.DataFrame(rows)
+
+
+def costs(collected) -> pd.DataFrame:
+    """What each variant cost to train, from its complete records (a `lib.sweep.Collected`): runs,
+    epochs trained, the median seconds per epoch of the training loop (evaluation aside) and of the
+    whole epoch, and the runs' summed wall time; `relative` is the median training epoch against the
+    first variant's.
+
+    Read these as the sweep's own bookkeeping, not as a benchmark: each number carries the
+    conditions its run met (runs side by side on a shared CPU, records copied from another sweep);
+    ratios measured side by side belong in `benchmarks/` (`benchmarks/tstudy_cost.py` for T).
+    """
+    of_run = {r.id: r.variant for r in collected.profile.runs}
+    rows = []
+    for variant in collected.profile.variants:
+        mine = [rec for rec in collected.records if of_run.get(rec.get("run_id")) == variant.name]
+        epochs = [e for rec in mine for e in rec["epochs"]]
+        train = [e["train_seconds"] for e in epochs if "train_seconds" in e]
+        whole = [e["seconds"] for e in epochs if "seconds" in e]
+        rows.append({
+            "variant": variant.name, "factor": variant.factor, "label": variant.label, "runs": len(mine),
+            "epochs": len(epochs),
+            "train_seconds_per_epoch": float(np.median(train)) if train else math.nan,
+            "seconds_per_epoch": float(np.median(whole)) if whole else math.nan,
+            "run_hours": sum(rec.get("wall_seconds", math.nan) for rec in mine) / 3600,
+        })
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["relative"] = frame["train_seconds_per_epoch"] / frame["train_seconds_per_epoch"].iloc[0]
+    return frame

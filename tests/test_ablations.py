@@ -128,6 +128,7 @@ def test_the_notebook_reads_records_only_and_writes_figures(made, tmp_path):
     for name in ("ablation_reductions", "ablation_sparsity_accuracy"):
         assert (out / f"{name}.png").stat().st_size > 0 and (out / f"{name}.pdf").stat().st_size > 0
     assert "-50 %" in (out / "ablations_table1.md").read_text()
+    assert (out / "ablation_costs.csv").read_text().startswith("variant,factor,label,runs,epochs")
     assert nbformat.read(tmp_path / "out.ipynb", as_version=4).cells
 
 
@@ -151,3 +152,19 @@ def test_runs_take_the_last_epoch_whatever_the_row_order():
     got = ablations.runs(pts).iloc[0]
     assert (got["epochs"], got["last_val_accuracy"], got["last_val_spikes"]) == (3, 0.1, 5.0)
     assert (got["first_silent_epoch"], got["collapsed"]) == (2.0, True)
+
+
+def test_costs_per_variant_from_the_records_timings(made):
+    s, results, _ = made
+    collected = sweep.collect(s, results)
+    for rec in collected.records:  # base: 4 + 4 s of training per epoch, lr-x: 10 s (and 12 s in all)
+        slow = rec["run_id"].startswith("lr-x/")
+        for e in rec["epochs"]:
+            e["train_seconds"], e["seconds"] = (10.0, 12.0) if slow else (4.0 + e["epoch"] - 1, 6.0)
+        rec["wall_seconds"] = 3600.0
+    got = ablations.costs(collected).set_index("variant")
+    assert got.loc["base", ["runs", "epochs"]].tolist() == [5, 10]
+    assert got.loc["base", "train_seconds_per_epoch"] == 4.5 and got.loc["base", "run_hours"] == 5.0
+    assert got.loc["lr-x", "seconds_per_epoch"] == 12.0 and got.loc["lr-x", "relative"] == pytest.approx(10 / 4.5)
+    del collected.records[0]["epochs"][0]["train_seconds"]  # an older record without timings is left out
+    assert ablations.costs(collected).set_index("variant").loc["base", "train_seconds_per_epoch"] == 5.0

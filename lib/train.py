@@ -80,6 +80,7 @@ class Params:
     detach_reset: bool = True  # no gradient through the reset (as SpyTorch)
     lr: float = 1e-3  # learning rate of the optimiser
     optimiser: str = "adam"  # adam | sgd (SGD with momentum 0.9: steps scale with the gradient, unlike Adam)
+    lr_schedule: str = "constant"  # constant | cosine (lr to 0 over the planned epochs, every batch: lr_at)
     init_gain: float = 3.0  # multiplies the initial weights of conv2, fc1, fc2; > 1 makes lif2-lif4 fire at the start
     batch_size: int = 64  # training batch size
     augment: str = "none"  # training batches only: none | crop_flip (lib.data: pad 4, random 32x32 crop, random flip)
@@ -124,6 +125,7 @@ class Params:
             "surrogate": tuple(SURROGATES),
             "spike_normalisation": SPIKE_NORMALISATIONS,
             "optimiser": tuple(OPTIMISERS),
+            "lr_schedule": LR_SCHEDULES,
             "augment": data.AUGMENTATIONS,
         }
         for name, valid in choices.items():
@@ -377,6 +379,9 @@ def train_epoch(model, optimiser, split, params: Params, epoch: int, generator) 
     per_neuron, penalty = sparsity_penalty(model, params)
     for b, (images, labels) in enumerate(batches):
         images = data.augment(images, params.augment, generator)  # "none" draws nothing: same batch order
+        if params.lr_schedule != "constant":  # constant: the optimiser's lr is never touched
+            for group in optimiser.param_groups:
+                group["lr"] = lr_at(params, epoch, b, n_batches)
         w = schedules.weight(params.schedule, params.sigma0, epoch, params.epochs, b, n_batches, params.granularity)
         logits, spikes = model.activity(images) if per_neuron else model(images)  # per-neuron | per-layer
         ce = F.cross_entropy(logits, labels)
@@ -394,6 +399,25 @@ def train_epoch(model, optimiser, split, params: Params, epoch: int, generator) 
             f"10 ln 10 = {EXPLODED_CE:.1f}, ten times chance level"
         )
     return {"train_loss": mean[0], "train_ce": mean[1], "sparsity_weight": mean[2]}
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_at(params: Params, epoch: int, batch: int, n_batches: int) -> float:
+    """The learning rate of batch `batch` (from 0) of epoch `epoch` (from 1) of `n_batches`:
+
+        constant   lr
+        cosine     lr * (1 + cos(pi * t / (N * n_batches))) / 2,   t = (epoch - 1) * n_batches + batch
+
+    cosine annealing without restarts (Loshchilov & Hutter 2017, SGDR, eq. 5 with lr_min = 0, one
+    period over the N planned epochs; torch's CosineAnnealingLR stepped every batch): lr at the first
+    batch, lr / 2 halfway, just above 0 at the last. A run that stops early (collapsed) has simply
+    not reached the end of its schedule."""
+    if params.lr_schedule == "constant":
+        return params.lr
+    t = (epoch - 1) * n_batches + batch
+    return params.lr * (1 + math.cos(math.pi * t / (params.epochs * n_batches))) / 2
 
 
 OPTIMISERS = {

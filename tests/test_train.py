@@ -115,6 +115,7 @@ def test_crash_while_loading_data_is_recorded_as_failed(cifar10_dir, tmp_path):
         ({"granularity": "step"}, "unknown granularity"),
         ({"spike_normalisation": "max"}, "unknown spike_normalisation"),
         ({"optimiser": "rmsprop"}, "unknown optimiser 'rmsprop'; valid: adam, sgd"),
+        ({"lr_schedule": "step"}, "unknown lr_schedule 'step'; valid: constant, cosine"),
         ({"augment": "cutout"}, "unknown augment 'cutout'; valid: none, crop_flip"),
         ({"init_gain": 0.0}, "init_gain must be > 0"),
         ({"device": "cuda"}, "no CUDA device"),
@@ -396,3 +397,32 @@ def test_evaluate_splits_equals_per_sample_float64_sums_of_the_autograd_forward(
     assert got[0]["spikes_per_layer"] == want_spikes and got[0]["synops_per_layer"] == want_synops
     assert got[0]["accuracy"] == (logits.argmax(1) == split.labels).sum().item() / 37
     assert got[1] == evaluate(model, data.Split(split.images[:5], split.labels[:5]), 3)
+
+
+def test_cosine_lr_by_hand():
+    p = Params(lr=0.1, epochs=2, lr_schedule="cosine")
+    lr = [train_module.lr_at(p, epoch, b, 4) for epoch in (1, 2) for b in range(4)]  # t = 0..7 of 8
+    assert lr == pytest.approx([0.1 * (1 + math.cos(math.pi * t / 8)) / 2 for t in range(8)])
+    assert lr[0] == 0.1 and lr[4] == pytest.approx(0.05) and 0 < lr[-1] < 0.004
+    assert all(a > b for a, b in zip(lr, lr[1:], strict=False))
+    assert train_module.lr_at(Params(lr=0.1, epochs=2), 2, 3, 4) == 0.1  # constant
+
+
+def test_cosine_lr_reaches_the_optimiser_every_batch(cifar10_dir, cache_dir, tmp_path, monkeypatch):
+    seen = []
+    real = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    common = dict(SMALL, epochs=2, train_size=128, batch_size=64, lr=0.002, data_dir=cifar10_dir, cache_dir=cache_dir)
+    plain = run(output_dir=str(tmp_path / "constant"), **common)
+    assert seen == [0.002] * 4
+    seen.clear()
+    cosine = run(output_dir=str(tmp_path / "cosine"), lr_schedule="cosine", **common)
+    assert seen == pytest.approx([0.002 * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(4)])
+    assert cosine["params"]["lr_schedule"] == "cosine"
+    # the first batch is the same step: the runs part only from the second batch on
+    assert cosine["epochs"][1]["train_loss"] != plain["epochs"][1]["train_loss"]

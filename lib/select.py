@@ -80,6 +80,36 @@ def select(pts: pd.DataFrame, tolerance: float) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*pts.columns, "reference", "note"])
 
 
+def search_edges(selected: pd.DataFrame, pts: pd.DataFrame) -> pd.DataFrame:
+    """Where a sigma0 search ran out of grid: the rows of `select` (one table, sparse schedules)
+    whose choice has no neighbour on one side among the schedule's sigma0 values of that seed.
+
+        largest    the selected sigma0 is the grid's largest: a larger one might cut more
+        smallest   the selected sigma0 is the grid's smallest (the next one up lost accuracy)
+        only       the grid has this one sigma0: nothing was searched
+        no point   no sigma0 met the rule: even the smallest lost accuracy at every epoch
+
+    Columns: schedule, seed, sigma0 (selected; NaN for "no point"), edge, grid (the sorted values).
+    Empty when every choice has a neighbour on both sides: the search bracketed it."""
+    rows = []
+    for _, row in selected[selected["schedule"] != "baseline"].iterrows():
+        mine = pts[(pts["schedule"] == row["schedule"]) & (pts["seed"] == row["seed"])]
+        grid = sorted(float(v) for v in mine["sigma0"].unique())
+        if row["note"]:
+            edge = "no point"
+        elif len(grid) == 1:
+            edge = "only"
+        elif row["sigma0"] == grid[0]:
+            edge = "smallest"
+        elif row["sigma0"] == grid[-1]:
+            edge = "largest"
+        else:
+            continue
+        rows.append({"schedule": row["schedule"], "seed": row["seed"],
+                     "sigma0": math.nan if row["note"] else float(row["sigma0"]), "edge": edge, "grid": grid})
+    return pd.DataFrame(rows, columns=["schedule", "seed", "sigma0", "edge", "grid"])
+
+
 def spike_reduction(selected: pd.DataFrame) -> pd.Series:
     """1 - test spikes / the same seed's selected baseline test spikes (NaN without one)."""
     base = selected[selected["schedule"] == "baseline"].set_index("seed")["test_spikes"]

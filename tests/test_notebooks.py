@@ -104,6 +104,8 @@ def test_tables_notebook_writes_a_row_per_method_and_every_figure(smoke, tmp_pat
     for name in figures_made:
         assert (out / f"{name}.png").stat().st_size > 0 and (out / f"{name}.pdf").stat().st_size > 0
     assert (out / "collapsed_runs.csv").exists()
+    edges = pd.read_csv(out / "search_edges.csv")  # the smoke grids are 1-2 values: every choice is at an end
+    assert list(edges.columns) == ["schedule", "seed", "sigma0", "edge", "grid", "table"] and len(edges)
     front = pd.read_csv(out / "pareto_fronts.csv")
     assert set(front["schedule"]) == set(schedules.NAMES) and front["test_energy_pj"].gt(0).all()
     published = pd.read_csv(out / "models" / "index.csv")  # the selected networks, each loadable

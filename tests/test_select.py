@@ -200,3 +200,18 @@ def test_pareto_front_by_hand():
     ]
     assert front["test_spikes"].tolist() == [260, 280, 4, 2, 7]  # the same points' test numbers
     assert select.pareto_front(select.points([])).empty
+
+
+def test_search_edges_name_the_choices_without_a_neighbour():
+    # constant: Table 1 takes 1e-6 (the smallest; 2e-6 lost accuracy), Table 2 takes 2e-6 (the largest)
+    mid = record("linear", 2e-6, [(0.60, 90, 0.6, 90)])  # linear 2e-6 between 1e-6 and 4e-6: bracketed
+    linear = [record("linear", 1e-6, [(0.60, 120, 0.6, 120)]), mid, record("linear", 4e-6, [(0.40, 9, 0.4, 9)])]
+    lost = record("quadratic", 1e-7, [(0.30, 10, 0.3, 10)])
+    pts = select.points([BASELINE, *CONSTANT, *linear, lost])
+    t1 = select.search_edges(select.select(pts, select.TOLERANCES["table1"]), pts)
+    assert t1[["schedule", "edge"]].values.tolist() == [["constant", "smallest"], ["quadratic", "no point"]]
+    assert t1["grid"].iloc[0] == [1e-6, 2e-6] and t1["sigma0"].iloc[0] == 1e-6 and math.isnan(t1["sigma0"].iloc[1])
+    t2 = select.search_edges(select.select(pts, select.TOLERANCES["table2"]), pts)
+    assert t2[["schedule", "edge"]].values.tolist()[0] == ["constant", "largest"]
+    bracketed = select.points([BASELINE, *linear])
+    assert select.search_edges(select.select(bracketed, 0.0), bracketed).empty

@@ -33,7 +33,7 @@ RESULTS := $(RESULTS_DIR)/$(basename $(notdir $(PROFILE)))
 # reproduce has made (or, given -o, skipped) install already; make does not pass -o down.
 SUBMAKE = $(MAKE) --no-print-directory -o $(VENV)/.installed PROFILE=$(PROFILE) RESULTS_DIR=$(RESULTS_DIR)
 
-.PHONY: help install test lint clean clean-results reproduce runs tables ablations compare
+.PHONY: help install test lint clean clean-results reproduce runs tables ablations compare refine
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ $(RESULTS)/%/record.json:
 
 tables: install ## Tables 1-2 and figures of PROFILE into figures/<profile>/ from its records (never trains)
 	$(SWEEP) tables $(PROFILE)
+
+refine: install ## the next stage of PROFILE's sigma0 search from its records (validation only): grid lines to paste
+	@$(SWEEP) refine $(PROFILE)
 
 compare: install ## after make reproduce: are figures/<profile>'s tables within the measured spread of the committed ones? (exit 1 if not)
 	$(BIN)/python -m lib.compare figures/$(basename $(notdir $(PROFILE))) HEAD:figures/$(basename $(notdir $(PROFILE)))

@@ -110,6 +110,31 @@ def search_edges(selected: pd.DataFrame, pts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["schedule", "seed", "sigma0", "edge", "grid"])
 
 
+def _significant(x: float, digits: int = 3) -> float:
+    return float(f"{x:.{digits - 1}e}")
+
+
+def refinement(selected: pd.DataFrame, grid: dict, step: float = math.sqrt(2)) -> dict:
+    """The next stage of a sigma0 search, from the first stage's selection (validation only):
+    per sparse schedule, the values at `step` below and above every seed's choice (the smallest
+    value of the grid, divided by `step`, for a seed with no point), rounded to 3 significant
+    digits, that `grid` (schedule -> its sigma0 values) does not hold yet (within 1 %), sorted.
+
+    On a 2x grid this adds the sqrt 2 neighbours on both sides of each choice; on a grid already in
+    steps of sqrt 2 it adds only values past its edges (`search_edges`). A schedule with nothing to
+    add is left out, so an empty dict means the search is complete at this step."""
+    new: dict[str, set] = {}
+    for _, row in selected[selected["schedule"] != "baseline"].iterrows():
+        values = sorted(float(v) for v in grid.get(row["schedule"], []))
+        if not values:
+            continue
+        around = [values[0] / step] if row["note"] else [row["sigma0"] / step, row["sigma0"] * step]
+        for value in map(_significant, around):
+            if all(abs(value - v) > 0.01 * v for v in values):
+                new.setdefault(row["schedule"], set()).add(value)
+    return {schedule: sorted(values) for schedule, values in new.items()}
+
+
 def spike_reduction(selected: pd.DataFrame) -> pd.Series:
     """1 - test spikes / the same seed's selected baseline test spikes (NaN without one)."""
     base = selected[selected["schedule"] == "baseline"].set_index("seed")["test_spikes"]

@@ -23,6 +23,9 @@ sweep); incomplete (interrupted); pending. `prune` moves stale and unreadable ru
     python -m lib.sweep tables  PROFILE         execute the report notebook on the complete records:
                                                 notebooks/tables.ipynb (ablations.ipynb with factors)
     python -m lib.sweep status  PROFILE         report; exit 1 if a run is not complete
+    python -m lib.sweep refine  PROFILE         the next stage of its sigma0 search: the sqrt 2
+                                                neighbours of every seed's Table 1 choice (`--table 2`:
+                                                Table 2's too) not in the grid yet, as YAML to paste
 """
 
 from __future__ import annotations
@@ -377,14 +380,58 @@ def check_data(profile: Profile, results: Path) -> None:
         data.resolve_data_dir(profile.params.get("data_dir") or None)
 
 
+def _yaml_float(value: float) -> str:
+    """3.0e-5, not 3e-05: PyYAML reads a float only with a dot in it (YAML 1.1)."""
+    mantissa, exponent = f"{value:.2e}".split("e")
+    mantissa = mantissa.rstrip("0")
+    return f"{mantissa}{'0' if mantissa.endswith('.') else ''}e{int(exponent)}"
+
+
+def refine(profile: Profile, results="results", tables=(1,)) -> str:
+    """The next stage of a profile's sigma0 search (`lib.select.refinement`) from its complete
+    records, on validation only, as the lines of a grid to paste into the profile (every value,
+    old and new), one schedule per line; the second stage is then a profile like any other, run
+    by `make reproduce`. For a profile with factors, the base variant's runs only."""
+    from . import select
+
+    runs = [r for r in profile.runs if r.variant == profile.variants[0].name]
+    ids = {r.id for r in runs}
+    records = [rec for rec in collect(profile, results).records if rec["run_id"] in ids]
+    if not records:
+        return f"# no complete runs of profile {profile.name} in {Path(results) / profile.name}: nothing to refine\n"
+    pts = select.points(records)
+    grid: dict[str, set] = {}
+    for r in runs:
+        if r.schedule != "baseline":
+            grid.setdefault(r.schedule, set()).add(r.sigma0)
+    added: dict[str, set] = {}
+    for table in tables:
+        chosen = select.select(pts, select.TOLERANCES[f"table{table}"])
+        for schedule, values in select.refinement(chosen, grid).items():
+            added.setdefault(schedule, set()).update(values)
+    names = " and ".join(f"Table {t}" for t in tables)
+    lines = [f"# {profile.name}: sqrt 2 neighbours of each seed's {names} choice (validation only), "
+             f"from {len(records)} complete records; new values marked below"]
+    for schedule in grid:
+        if schedule in added:
+            values = sorted(grid[schedule] | added[schedule])
+            lines.append(f"    {schedule}: [{', '.join(map(_yaml_float, values))}]  "
+                         f"# new: {', '.join(map(_yaml_float, sorted(added[schedule])))}")
+    if len(lines) == 1:
+        lines.append("# nothing to add: every choice has its sqrt 2 neighbours on both sides")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.sweep", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("check", "records", "run", "prune", "tables", "status"))
+    parser.add_argument("command", choices=("check", "records", "run", "prune", "tables", "status", "refine"))
     parser.add_argument("profile", help="a name in params/ (quick) or a YAML path")
     parser.add_argument("run_id", nargs="?", help="for `run`: the run to execute (VARIANT/RUN-ID with factors)")
     parser.add_argument("--results", default="results", help="results folder (default: results)")
     parser.add_argument("--figures", default=str(REPO / "figures"), help="tables and figures go to FIGURES/<profile>/")
     parser.add_argument("--jobs", type=int, default=0, help="parallel runs sharing the CPU (default: make's -j)")
+    parser.add_argument("--table", type=int, action="append", choices=(1, 2),
+                        help="for `refine`: the tables whose choices to refine around (default: 1; repeatable)")
     args = parser.parse_args(argv)
     try:
         profile = load_profile(args.profile)
@@ -422,6 +469,8 @@ def main(argv=None) -> int:
     elif args.command == "tables":
         if tables(args.profile, results, Path(args.figures)) is None:
             print(f"tables: no complete runs of profile {profile.name} in {results / profile.name}; no tables made")
+    elif args.command == "refine":
+        print(refine(profile, results, tables=tuple(args.table or (1,))), end="")
     else:
         text, complete = report(collect(profile, results))
         print(text)

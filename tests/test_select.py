@@ -202,6 +202,21 @@ def test_pareto_front_by_hand():
     assert select.pareto_front(select.points([])).empty
 
 
+def test_refinement_proposes_the_sqrt2_neighbours_not_yet_searched():
+    # Table 1 (reference 0.60): constant takes 1e-6 (2e-6 lost accuracy); quadratic has no point
+    lost = record("quadratic", 1e-7, [(0.30, 10, 0.3, 10)])
+    chosen = select.select(select.points([BASELINE, *CONSTANT, lost]), select.TOLERANCES["table1"])
+    grid = {"constant": [1e-6, 2e-6], "quadratic": [1e-7]}
+    # both neighbours of 1e-6 (3 significant digits), and one step below quadratic's smallest value
+    assert select.refinement(chosen, grid) == {"constant": [7.07e-7, 1.41e-6], "quadratic": [7.07e-8]}
+    # a grid already holding them (to 3 digits, within 1 %) needs nothing more around that choice;
+    # a schedule still without a point always gets a step below its (new) smallest value
+    done = {"constant": [7.07e-7, 1e-6, 1.414e-6, 2e-6], "quadratic": [7.07e-8, 1e-7]}
+    assert select.refinement(chosen, done) == {"quadratic": [5e-8]}
+    assert select.refinement(chosen[chosen["schedule"] != "quadratic"], done) == {}
+    assert select.refinement(chosen, grid, step=2.0) == {"constant": [5e-7], "quadratic": [5e-8]}
+
+
 def test_search_edges_name_the_choices_without_a_neighbour():
     # constant: Table 1 takes 1e-6 (the smallest; 2e-6 lost accuracy), Table 2 takes 2e-6 (the largest)
     mid = record("linear", 2e-6, [(0.60, 90, 0.6, 90)])  # linear 2e-6 between 1e-6 and 4e-6: bracketed

@@ -164,6 +164,43 @@ def test_a_record_of_an_edited_profile_is_stale_and_pruned_aside(tmp_path):
     assert sweep.state(after, base, tmp_path) == "pending"
 
 
+def test_refine_prints_the_next_stage_as_a_grid_that_loads(tmp_path, capsys):
+    grid = {"seeds": [0], "sigma0": {"baseline": [], "linear": [1e-6, 3e-6], "constant": [2e-6]}}
+    profile = sweep.parse_profile("p", {"epochs": 2, "grid": grid})
+
+    def write(run, accuracies, spikes):
+        metrics = {"test_accuracy": 0.5, "test_spikes": 1.0, "val_synops": 1.0, "test_synops": 1.0,
+                   "test_energy_pj": 1.0, "val_spikes_per_layer": [1, 0, 0, 0],
+                   "test_spikes_per_layer": [1, 0, 0, 0], "test_synops_per_layer": [1, 0, 0, 0]}
+        epochs = [{"epoch": n, "val_accuracy": a, "val_spikes": s, **metrics}
+                  for n, (a, s) in enumerate(zip(accuracies, spikes, strict=True), start=1)]
+        params = {"epochs": 2, "schedule": run.schedule, "sigma0": run.sigma0, "seed": run.seed}
+        folder = sweep.run_dir(profile, run, tmp_path)
+        folder.mkdir(parents=True)
+        (folder / "record.json").write_text(json.dumps({"status": "complete", "params": params, "epochs": epochs}))
+
+    runs = {r.id: r for r in profile.runs}
+    write(runs["baseline-seed0"], [0.5, 0.6], [100, 100])
+    write(runs["linear-s1e-06-seed0"], [0.6, 0.6], [90, 80])  # Table 1's linear: 1e-6 (3e-6 loses accuracy)
+    write(runs["linear-s3e-06-seed0"], [0.5, 0.55], [40, 30])
+    # constant 2e-6 has no record yet: no choice, nothing proposed for it
+    assert sweep.main(["--results", str(tmp_path), "refine", str(_profile_file(tmp_path, grid))]) == 0
+    out = capsys.readouterr().out
+    assert "linear: [7.07e-7, 1.0e-6, 1.41e-6, 3.0e-6]  # new: 7.07e-7, 1.41e-6" in out and "constant" not in out
+    pasted = yaml.safe_load("sigma0:\n" + "\n".join(line for line in out.splitlines() if not line.startswith("#")))
+    assert pasted["sigma0"]["linear"] == [7.07e-7, 1e-6, 1.41e-6, 3e-6]  # floats, not strings, for YAML 1.1
+    assert "within one point" not in out and "Table 1 choice" in out
+    # Table 2 (>= 0.59) takes linear 1e-6 too: no more values; nothing to refine without records
+    assert sweep.refine(profile, tmp_path, tables=(1, 2)).count("new:") == 1
+    assert "nothing to refine" in sweep.refine(profile, tmp_path / "none")
+
+
+def _profile_file(folder, grid):
+    path = folder / "p.yaml"
+    path.write_text(yaml.safe_dump({"epochs": 2, "grid": grid}))
+    return path
+
+
 FACTORED = {
     "epochs": 2, "spike_normalisation": "per_neuron_step",
     "grid": {"seeds": [0], "sigma0": {"baseline": [], "linear": [1.0, 3.0]}},

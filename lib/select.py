@@ -176,13 +176,16 @@ def silent(pts: pd.DataFrame) -> pd.Series:
 
 
 def collapsed(pts: pd.DataFrame) -> pd.DataFrame:
-    """Runs whose last epoch is `silent`, with the first epoch one was."""
+    """Runs whose last epoch is `silent`, with the first epoch one was, in registry order of the
+    schedules, then by sigma0 and seed (so that adding other records never reorders the rows)."""
     quiet = silent(pts)
-    last = pts.sort_values("epoch").groupby("run_id", sort=False).tail(1)
+    last = pts.sort_values("epoch", kind="stable").groupby("run_id", sort=False).tail(1)
     dead = last[quiet.loc[last.index]]
     first = pts[quiet].groupby("run_id")["epoch"].min().rename("silent_from_epoch")
     columns = ["run_id", "schedule", "sigma0", "seed", "val_accuracy", "val_spikes"]
-    return dead[columns].join(first, on="run_id").reset_index(drop=True)
+    rank = dead["schedule"].map({name: i for i, name in enumerate(NAMES)}).rename("rank")
+    ordered = dead.join(rank).sort_values(["rank", "sigma0", "seed"], kind="stable")
+    return ordered[columns].join(first, on="run_id").reset_index(drop=True)
 
 
 def per_layer(selected: pd.DataFrame, column: str = "test_spikes_per_layer", stat: str = "mean") -> dict:

@@ -151,6 +151,17 @@ def test_collapsed_runs_are_listed_with_the_epoch_they_went_silent():
     assert found[["run_id", "silent_from_epoch"]].values.tolist() == [[dead["run_id"], 2]]
 
 
+def test_collapsed_runs_come_in_one_order_whatever_else_the_records_hold():
+    dead = [record(schedule, sigma0, [(0.3, 20, 0.3, 20), (0.1, 0, 0.1, 0)], seed=seed)
+            for schedule, sigma0, seed in [("linear", 2e-4, 1), ("constant", 4e-4, 0), ("constant", 2e-4, 1),
+                                           ("constant", 2e-4, 0)]]
+    alive = [record("quadratic", 1e-5 * (i + 1), [(0.3, 20, 0.3, 20), (0.3, 10, 0.3, 10)]) for i in range(40)]
+    expected = [("constant", 2e-4, 0), ("constant", 2e-4, 1), ("constant", 4e-4, 0), ("linear", 2e-4, 1)]
+    for records in ([BASELINE, *dead], [*alive, BASELINE, *dead[::-1]], [*dead[1:], *alive, dead[0], *CONSTANT]):
+        found = select.collapsed(select.points(records))
+        assert list(found[["schedule", "sigma0", "seed"]].itertuples(index=False, name=None)) == expected
+
+
 def test_one_silent_layer_is_a_collapse_even_while_the_first_still_fires():
     # as a real quick run did: lif1 kept a trace of spikes (0.007 per image), lif2-lif4 none, chance accuracy
     dead = record("constant", 1e-4, [(0.3, 40, 0.3, 40), (0.1, 8, 0.1, 8), (0.1, 4, 0.1, 4)])

@@ -25,7 +25,8 @@ sweep); incomplete (interrupted); pending. `prune` moves stale and unreadable ru
     python -m lib.sweep status  PROFILE         report; exit 1 if a run is not complete
     python -m lib.sweep refine  PROFILE         the next stage of its sigma0 search: the sqrt 2
                                                 neighbours of every seed's Table 1 choice (`--table 2`:
-                                                Table 2's too) not in the grid yet, as YAML to paste
+                                                Table 2's instead; `--table 1 --table 2`: both) not in
+                                                the grid yet, as YAML to paste
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ One run writes one record, atomically, after every epoch (`write`). Its shape:
       versions, device, host, seed, started, wall_seconds
       machine                       hardware fingerprint (v2; None in v1): where the numbers were made
       data, energy                  the split's sizes and normalisation; energy constants
+      resumed                       (only if it was interrupted) [{at, after_epoch}, ...]: when an
+                                    attempt continued it after which recorded epoch (`lib.train`)
 
     Epoch
       epoch                         n, counted from 1
@@ -88,6 +90,7 @@ class Record(TypedDict, total=False):
     machine: Machine | None
     data: dict
     energy: dict
+    resumed: list[dict]
 
 
 class RecordError(ValueError):

@@ -7,7 +7,8 @@ Each run is executed in `partial/` of its folder, holding `.lock` there (`fcntl.
 the kernel releases it when the process dies, so a crashed sweep never blocks the next;
 a second sweep skips a run in progress). Only a complete run's executed notebook and then
 its `record.json` are moved up (`finish`, atomic). So `record.json` exists iff the run is
-complete: it is make's target, an interrupted sweep resumes where it stopped, and a failed
+complete: it is make's target, an interrupted sweep resumes where it stopped (a run in flight
+after its last recorded epoch, `lib.train.resumable`), and a failed
 run leaves `partial/train.ipynb` to read. A run's state (`state`): complete; stale (its
 record's parameters differ from the profile's now); unreadable (a `record.json`
 `lib.record.load` refuses); failed (with the run's own error); running (locked by another
@@ -46,7 +47,7 @@ from pathlib import Path
 
 from . import record
 from .profiles import Profile, Run, Variant, load_profile, parse_profile, profile_path  # noqa: F401 (re-exported)
-from .train import Params
+from .train import CHECKPOINTS, Params
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -273,8 +274,9 @@ def execute(profile: Profile, run: Run, results: Path, jobs: int = 1, log_output
     """Execute one run through papermill; return its complete record's path, or None when
     another live sweep holds the run (it is skipped).
 
-    Runs in `partial/` from scratch (whatever an interrupted attempt left there is
-    removed), then `finish` moves the notebook and, last, the record up.
+    Runs in `partial/`, then `finish` moves the notebook and, last, the record up. An
+    interrupted attempt's record and checkpoints stay there: `lib.train.run` continues it after
+    its last recorded epoch when it can (`lib.train.resumable`), and starts over otherwise.
     """
     import papermill
 
@@ -286,7 +288,7 @@ def execute(profile: Profile, run: Run, results: Path, jobs: int = 1, log_output
         if (folder / "record.json").is_file():  # another sweep finished it while we waited
             return folder / "record.json"
         for entry in partial.iterdir():
-            if entry.name != LOCK:
+            if entry.name not in (LOCK, "record.json", CHECKPOINTS):
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         notebook = partial / "train.ipynb"
         try:

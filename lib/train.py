@@ -29,9 +29,18 @@ from epoch 1 on: these networks start near ln 10 and go down, while an exploded 
 Before each epoch's row is written, the network's weights after that epoch are saved
 (`state_dict`, atomically) to `checkpoints/epoch-NNN.pt` beside the record, and the row
 names that file (`checkpoint`, relative to the record's folder); `load_checkpoint`
-rebuilds the network of any recorded epoch. The record's `machine` is the hardware
-fingerprint of `machine()`: the floating-point kernels differ between machines, and
-training amplifies the difference (issue 16), so every number says where it was made.
+rebuilds the network of any recorded epoch. Beside them `checkpoints/resume.pt` holds what
+else the next epoch depends on (the optimiser's state, the batch generator's and torch's
+random state), overwritten every epoch and removed when the run ends. An interrupted run
+(status "running", or "failed" by a crash, not by divergence) *resumes*: run again into the
+same folder with the same parameters on the same machine (`resumable`), it continues after
+its last recorded epoch instead of starting over, with the numbers of an uninterrupted run
+(tests/test_train.py checks them equal); `resumed` in the record lists when and after which
+epoch, `wall_seconds` adds up the attempts. Anything else in the folder starts a fresh run.
+
+The record's `machine` is the hardware fingerprint of `machine()`: the floating-point kernels
+differ between machines, and training amplifies the difference (issue 16), so every number says
+where it was made.
 
     from lib.train import run
     record = run(schedule="linear", sigma0=3e-6, epochs=10, output_dir="results/x")
@@ -288,6 +297,58 @@ def network(params: dict, path: Path, named_by: str, kind: str = "checkpoint") -
     return model.eval()
 
 
+RESUME = f"{CHECKPOINTS}/resume.pt"
+# Params that may differ between an interrupted attempt and the one that resumes it: where
+# things are and what is printed. Everything else (threads too) must be equal.
+RESUME_MAY_DIFFER = ("output_dir", "progress", "data_dir", "cache_dir")
+
+
+def save_resume_state(out: Path, epoch: int, optimiser, generator: torch.Generator) -> None:
+    """What the epochs after `epoch` depend on besides the weights, atomically to `out/RESUME`."""
+    state = {"epoch": epoch, "optimiser": optimiser.state_dict(), "generator": generator.get_state(),
+             "torch": torch.get_rng_state(),
+             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    records.atomic(out / RESUME, lambda tmp: torch.save(state, tmp))
+
+
+@dataclass
+class Interrupted:
+    """An interrupted attempt `run` continues: its record, the weights and state after its last epoch."""
+
+    record: dict
+    weights: dict
+    state: dict
+
+
+def resumable(out: Path, params: Params, fingerprint: records.Machine) -> Interrupted | None:
+    """The interrupted attempt in `out` that a run of `params` on `fingerprint` continues, or None.
+
+    It must be unfinished and not diverged (a diverged run would only diverge again), of the same
+    parameters but RESUME_MAY_DIFFER, made on the same machine fingerprint (threads included: the
+    kernels' sums depend on them), and its resume state must be of its last recorded epoch (a crash
+    between writing the state and the row leaves the state an epoch ahead: it starts over). Unreadable
+    files mean None, never an error: the fresh run replaces them."""
+    try:
+        rec = records.load(out / "record.json")
+    except records.RecordError:
+        return None
+    if rec["status"] not in ("running", "failed") or str(rec.get("reason") or "").startswith("diverged"):
+        return None
+    ours = {k: v for k, v in dataclasses.asdict(params).items() if k not in RESUME_MAY_DIFFER}
+    theirs = {k: v for k, v in rec["params"].items() if k not in RESUME_MAY_DIFFER}
+    rows = rec["epochs"]
+    if ours != theirs or rec.get("machine") != fingerprint or not rows or not 0 < len(rows) < params.epochs:
+        return None
+    try:
+        state = torch.load(out / RESUME, map_location="cpu", weights_only=True)
+        weights = torch.load(out / rows[-1]["checkpoint"], map_location="cpu", weights_only=True)
+    except Exception:  # missing or damaged (torch.load's errors vary): start over
+        return None
+    if state.get("epoch") != rows[-1]["epoch"]:
+        return None
+    return Interrupted(rec, weights, state)
+
+
 def refuse_complete(out: Path) -> None:
     """FileExistsError if `out` holds a finished record (lib.record.FINISHED): never replaced."""
     path = out / "record.json"
@@ -466,6 +527,8 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
     keep_freed_memory()
     if params.threads:
         torch.set_num_threads(params.threads)
+    fingerprint = machine(device)
+    previous = resumable(out, params, fingerprint)
     record: records.Record = {
         "version": records.VERSION,
         "params": dataclasses.asdict(params),
@@ -478,10 +541,17 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
         "seed": params.seed,
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": None,
-        "machine": machine(device),
+        "machine": fingerprint,
     }
     start = time.perf_counter()
-    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # an earlier, unfinished attempt's weights
+    if previous:  # the attempts so far: their rows, start and time
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        after = previous.record["epochs"][-1]["epoch"]
+        record.update(epochs=previous.record["epochs"], started=previous.record["started"],
+                      resumed=[*previous.record.get("resumed", []), {"at": now, "after_epoch": after}])
+        start -= previous.record.get("wall_seconds") or 0.0
+    else:
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # an earlier attempt's weights
     records.write(out / "record.json", record)
 
     try:  # from here on, whatever goes wrong is written to the record: it never stays "running"
@@ -499,8 +569,17 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
         record["energy"] = energy.reference(model)
         optimiser = OPTIMISERS[params.optimiser](model.parameters(), params.lr)
         generator = torch.Generator().manual_seed(params.seed)
+        first = 1
+        if previous:
+            model.load_state_dict(previous.weights)
+            optimiser.load_state_dict(previous.state["optimiser"])
+            generator.set_state(previous.state["generator"])
+            torch.set_rng_state(previous.state["torch"])
+            if previous.state["cuda"] is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(previous.state["cuda"])
+            first = previous.state["epoch"] + 1
 
-        for epoch in range(1, params.epochs + 1):
+        for epoch in range(first, params.epochs + 1):
             t0 = time.perf_counter()
             row = {"epoch": epoch, **train_epoch(model, optimiser, splits.train, params, epoch, generator)}
             train_seconds = time.perf_counter() - t0
@@ -509,6 +588,7 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
             row.update({f"test_{k}": v for k, v in test.items()})
             row.update(train_seconds=train_seconds, seconds=time.perf_counter() - t0)
             save_checkpoint(model, out / checkpoint_name(epoch))  # before the row that names it
+            save_resume_state(out, epoch, optimiser, generator)
             row["checkpoint"] = checkpoint_name(epoch)
             record["epochs"].append(row)
             record["wall_seconds"] = time.perf_counter() - start
@@ -537,5 +617,6 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
         raise
     record["wall_seconds"] = time.perf_counter() - start
     records.write(out / "record.json", record)
+    (out / RESUME).unlink(missing_ok=True)  # finished or diverged: nothing to resume
     return record
 

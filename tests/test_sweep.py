@@ -368,3 +368,27 @@ def test_the_benchmarks_quick4_profile_is_four_runs_of_quick():
     four = sweep.load_profile(str(Path(__file__).resolve().parents[1] / "benchmarks" / "quick4.yaml"))
     assert four.params == quick.params
     assert {r.id for r in four.runs} < {r.id for r in quick.runs} and len(four.runs) == 4
+
+
+def test_execute_keeps_an_interrupted_attempt_for_the_run_to_resume(tmp_path, monkeypatch):
+    import papermill
+
+    profile = sweep.parse_profile("p", {"grid": GRID})
+    run = profile.runs[0]
+    partial = sweep.run_dir(profile, run, tmp_path) / "partial"
+    (partial / "checkpoints").mkdir(parents=True)
+    (partial / "checkpoints" / "epoch-001.pt").write_bytes(b"weights")
+    (partial / "record.json").write_text("{}")
+    (partial / "train.ipynb").write_text("{}")  # the interrupted notebook: replaced
+    (partial / "stray").mkdir()
+    seen = []
+
+    def papermill_stand_in(notebook, output, parameters, **kw):
+        seen.extend(sorted(p.relative_to(partial).as_posix() for p in partial.rglob("*")))
+        assert parameters["output_dir"] == str(partial.resolve())  # lib.train.run looks there
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(papermill, "execute_notebook", papermill_stand_in)
+    with pytest.raises(sweep.RunFailed, match="stop here"):
+        sweep.execute(profile, run, tmp_path)
+    assert seen == [".lock", "checkpoints", "checkpoints/epoch-001.pt", "record.json"]

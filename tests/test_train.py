@@ -426,3 +426,101 @@ def test_cosine_lr_reaches_the_optimiser_every_batch(cifar10_dir, cache_dir, tmp
     assert cosine["params"]["lr_schedule"] == "cosine"
     # the first batch is the same step: the runs part only from the second batch on
     assert cosine["epochs"][1]["train_loss"] != plain["epochs"][1]["train_loss"]
+
+
+# Poisson input and crop_flip draw from both random streams (torch's and the batch generator),
+# three epochs so that Adam's moments carry over the interruption.
+RESUMED = {**TINY, "epochs": 3, "encoding": "poisson", "augment": "crop_flip", "schedule": "linear", "sigma0": 1e-6}
+TIMES = ("seconds", "train_seconds")
+
+
+def interrupt(monkeypatch, at: int):
+    """Make `train_epoch` crash at epoch `at` (a stand-in for a kill); undo with monkeypatch.undo()."""
+    real = train_module.train_epoch
+
+    def crash(model, optimiser, split, params, epoch, generator):
+        if epoch == at:
+            raise KeyboardInterrupt
+        return real(model, optimiser, split, params, epoch, generator)
+
+    monkeypatch.setattr(train_module, "train_epoch", crash)
+
+
+@pytest.fixture(scope="module")
+def whole_and_interrupted(cifar10_dir, cache_dir, tmp_path_factory):
+    """An uninterrupted run of RESUMED, and the folder of one that crashed in its third epoch."""
+    where = dict(data_dir=cifar10_dir, cache_dir=cache_dir)
+    whole = run(output_dir=str(tmp_path_factory.mktemp("whole") / "run"), **RESUMED, **where)
+    cut = tmp_path_factory.mktemp("cut") / "run"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        interrupt(monkeypatch, at=3)
+        with pytest.raises(KeyboardInterrupt):
+            run(output_dir=str(cut), **RESUMED, **where)
+    return whole, cut
+
+
+def copy_of(folder: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(folder, tmp_path / "run"))
+
+
+@pytest.mark.parametrize("status", ["failed", "running"])  # a crash, and a kill that left no word
+def test_an_interrupted_run_resumes_with_the_numbers_of_an_uninterrupted_one(
+        status, whole_and_interrupted, cifar10_dir, cache_dir, tmp_path):
+    whole, cut = whole_and_interrupted
+    out = copy_of(cut, tmp_path)
+    left = record.load(out / "record.json")
+    assert (left["status"], len(left["epochs"])) == ("failed", 2) and (out / train_module.RESUME).is_file()
+    if status == "running":
+        record.write(out / "record.json", {**left, "status": "running", "reason": None})
+    resumed = run(output_dir=str(out), data_dir=cifar10_dir, cache_dir=cache_dir, **RESUMED)
+    assert resumed["status"] == "complete"
+    assert [r["after_epoch"] for r in resumed["resumed"]] == [2] and resumed["started"] == left["started"]
+    strip = [{k: v for k, v in row.items() if k not in TIMES} for row in resumed["epochs"]]
+    assert strip == [{k: v for k, v in row.items() if k not in TIMES} for row in whole["epochs"]]
+    assert resumed["epochs"][:2] == left["epochs"]  # the first attempt's rows are kept as they were
+    assert resumed["wall_seconds"] > left["wall_seconds"]
+    assert not (out / train_module.RESUME).exists()  # removed once the run is complete
+    final = torch.load(out / "checkpoints" / "epoch-003.pt")
+    whole_dir = Path(whole["params"]["output_dir"])
+    assert all(torch.equal(final[k], v) for k, v in torch.load(whole_dir / "checkpoints" / "epoch-003.pt").items())
+
+
+def test_the_interrupted_run_is_resumable_from_anywhere_but_another_machine(whole_and_interrupted, tmp_path):
+    _, cut = whole_and_interrupted
+    out = copy_of(cut, tmp_path)
+    rec = record.load(out / "record.json")
+    moved = Params.from_dict({**RESUMED, "output_dir": "elsewhere", "progress": True, "data_dir": "/d"})
+    found = train_module.resumable(out, moved, rec["machine"])  # RESUME_MAY_DIFFER may differ
+    assert found is not None and found.state["epoch"] == 2 and found.record["epochs"] == rec["epochs"]
+    assert train_module.resumable(out, moved, {**rec["machine"], "cpu_capability": "other"}) is None
+
+
+@pytest.mark.parametrize("change", [
+    lambda out, rec: {**RESUMED, "lr": 2e-3},  # other parameters
+    lambda out, rec: {**RESUMED, "threads": 2},  # other threads (numbers may differ)
+    lambda out, rec: {**RESUMED, "epochs": 4},  # another plan (the schedules depend on N)
+    lambda out, rec: record.write(out / "record.json", {**rec, "reason": "diverged: loss is nan at epoch 3"}),
+    lambda out, rec: record.write(out / "record.json", {**rec, "status": "complete"}),
+    lambda out, rec: (out / train_module.RESUME).unlink(),
+    lambda out, rec: (out / train_module.RESUME).write_bytes(b"junk"),
+    lambda out, rec: (out / "checkpoints" / "epoch-002.pt").unlink(),
+    lambda out, rec: record.write(out / "record.json", {**rec, "epochs": rec["epochs"][:1]}),  # state 1 ahead
+], ids=["params", "threads", "epochs", "diverged", "finished", "no-state", "junk-state", "no-weights", "state-ahead"])
+def test_anything_but_the_same_interrupted_run_starts_over(change, whole_and_interrupted, tmp_path):
+    _, cut = whole_and_interrupted
+    out = copy_of(cut, tmp_path)
+    rec = record.load(out / "record.json")
+    params = change(out, rec)  # new parameters, or a change to the folder (the same parameters)
+    params = params if isinstance(params, dict) else RESUMED
+    assert train_module.resumable(out, Params.from_dict({**params, "output_dir": str(out)}), rec["machine"]) is None
+
+
+def test_a_fresh_start_over_an_interrupted_attempt_drops_its_rows_and_weights(whole_and_interrupted, cifar10_dir,
+                                                                                cache_dir, tmp_path):
+    _, cut = whole_and_interrupted
+    out = copy_of(cut, tmp_path)
+    again = run(output_dir=str(out), data_dir=cifar10_dir, cache_dir=cache_dir, **{**RESUMED, "epochs": 1})
+    assert [r["epoch"] for r in again["epochs"]] == [1] and "resumed" not in again
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch-001.pt"]

@@ -179,7 +179,17 @@ def inspect(profile: Profile, run: Run, results: Path) -> RunState:
     if locked(folder):
         return RunState("running", "in progress in another sweep", None)
     reason = inspect_failure(partial)  # a running record has none: then only the notebook's error
-    return RunState("failed", reason, None) if reason else RunState("incomplete", "interrupted", None)
+    return RunState("failed", reason, None) if reason else RunState("incomplete", interrupted(partial), None)
+
+
+def interrupted(partial: Path) -> str:
+    """How far an interrupted run got: the epochs its partial record holds (it resumes after them)."""
+    try:
+        rec = record.load(partial / "record.json")
+    except record.RecordError:
+        return "interrupted"
+    done = len(rec["epochs"])
+    return f"interrupted after epoch {done} of {rec['params'].get('epochs')}" if done else "interrupted"
 
 
 def state(profile: Profile, run: Run, results: Path) -> str:

@@ -320,6 +320,11 @@ def test_a_run_in_progress_is_skipped_by_a_second_sweep_and_a_dead_holder_blocks
         first.wait()
     assert sweep.state(profile, run, tmp_path) == "incomplete"
     hold(folder, 0).wait()  # the orphaned lock file blocks nobody
+    killed = {"status": "running", "reason": None, "params": {**BASELINE_PARAMS, "epochs": 3},
+              "epochs": [{"epoch": 1}, {"epoch": 2}]}  # as a killed lib.train.run leaves it
+    record.write(folder / "partial" / "record.json", killed)
+    s = sweep.inspect(profile, run, tmp_path)
+    assert (s.state, s.detail) == ("incomplete", "interrupted after epoch 2 of 3")
 
 
 def test_finish_moves_the_notebook_then_the_record_and_refuses_an_unfinished_one(tmp_path):

@@ -36,7 +36,8 @@ random state), overwritten every epoch and removed when the run ends. An interru
 same folder with the same parameters on the same machine (`resumable`), it continues after
 its last recorded epoch instead of starting over, with the numbers of an uninterrupted run
 (tests/test_train.py checks them equal); `resumed` in the record lists when and after which
-epoch, `wall_seconds` adds up the attempts. Anything else in the folder starts a fresh run.
+epoch, `wall_seconds` adds up the attempts (to their last recorded epochs: the epoch in flight
+when one stopped is lost). Anything else in the folder starts a fresh run.
 
 The record's `machine` is the hardware fingerprint of `machine()`: the floating-point kernels
 differ between machines, and training amplifies the difference (issue 16), so every number says
@@ -337,7 +338,7 @@ def resumable(out: Path, params: Params, fingerprint: records.Machine) -> Interr
     ours = {k: v for k, v in dataclasses.asdict(params).items() if k not in RESUME_MAY_DIFFER}
     theirs = {k: v for k, v in rec["params"].items() if k not in RESUME_MAY_DIFFER}
     rows = rec["epochs"]
-    if ours != theirs or rec.get("machine") != fingerprint or not rows or not 0 < len(rows) < params.epochs:
+    if ours != theirs or rec.get("machine") != fingerprint or not 0 < len(rows) < params.epochs:
         return None
     try:
         state = torch.load(out / RESUME, map_location="cpu", weights_only=True)

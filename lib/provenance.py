@@ -9,6 +9,11 @@ version 2 (`lib.record`) carries the machine's fingerprint, `record["machine"]`:
 `machines` groups the records by fingerprint (all fields equal = one machine, as far as the
 numbers can tell); a version-1 record, or one without a fingerprint, counts as `unknown`.
 `note` says it in one sentence.
+
+What the records cost, `compute`: per seed, the runs, the epochs they trained and their
+`wall_seconds` added up (each run's training and evaluation, its attempts summed when it was
+resumed). A sweep of J runs at once takes about that sum / J on its own: the number to quote
+for "a seed costs", and one that a sweep stopped and resumed over several sessions still has.
 """
 
 from __future__ import annotations
@@ -49,6 +54,29 @@ def describe(row) -> str:
 
 def _runs(n: int) -> str:
     return f"{n} run{'' if n == 1 else 's'}"
+
+
+COMPUTE_COLUMNS = ["seed", "runs", "epochs", "run_hours", "seconds_per_epoch", "resumed", "untimed"]
+
+
+def compute(records) -> pd.DataFrame:
+    """One row per seed, in order: `runs`, `epochs` (rows of the timed records: a collapsed
+    run stops early), `run_hours` (sum of `wall_seconds`), `seconds_per_epoch` (their ratio),
+    `resumed` (runs resumed at least once) and `untimed` (records without `wall_seconds`, left
+    out of both sums: the hours are then a lower bound)."""
+    rows = {}
+    for r in records:
+        row = rows.setdefault(r["params"]["seed"], {"runs": 0, "epochs": 0, "run_hours": 0.0, "resumed": 0, "untimed": 0})
+        row["runs"] += 1
+        if r.get("wall_seconds") is None:
+            row["untimed"] += 1
+            continue
+        row["epochs"] += len(r["epochs"])
+        row["run_hours"] += r["wall_seconds"] / 3600
+        row["resumed"] += bool(r.get("resumed"))
+    frame = pd.DataFrame([{"seed": seed, **row} for seed, row in sorted(rows.items())], columns=COMPUTE_COLUMNS)
+    frame["seconds_per_epoch"] = 3600 * frame["run_hours"] / frame["epochs"].where(frame["epochs"] > 0)
+    return frame
 
 
 def note(records) -> str:

@@ -205,12 +205,18 @@ def write_stability(frame: pd.DataFrame, folder, name: str = "selection_stabilit
 
 def write_provenance(collected, folder, name: str = "provenance") -> Path:
     """`name`.md: the profile, how many runs complete, the machines and seeds behind the records
-    (`provenance_note`) and a row per machine with its full fingerprint (`lib.provenance.machines`)."""
+    (`provenance_note`), a row per machine with its full fingerprint (`lib.provenance.machines`)
+    and a row per seed with what its runs cost (`lib.provenance.compute`)."""
     machines = provenance.machines(collected.records)
     machines = machines.where(machines.notna(), "")  # no CUDA on a CPU run: an empty cell, not "nan"
+    cost = provenance.compute(collected.records).round({"run_hours": 2, "seconds_per_epoch": 1})
+    cost = cost.astype(object).where(cost.notna(), "")  # no timed epoch: no rate
     text = (f"# Records behind these tables and figures\n\nProfile {collected.profile.name}: "
             f"{len(collected.records)} of {len(collected.profile.runs)} runs complete. "
-            f"{provenance_note(collected.records)}\n\n{markdown(machines)}")
+            f"{provenance_note(collected.records)}\n\n{markdown(machines)}\n"
+            "## Compute\n\nPer seed, the run time of its records (`wall_seconds` added up: training and "
+            "evaluation, a resumed run's attempts summed; records without it are `untimed`). A sweep of "
+            f"J runs at once takes about `run_hours` / J on its own.\n\n{markdown(cost)}")
     return write_text(Path(folder) / f"{name}.md", text)
 
 

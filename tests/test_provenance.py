@@ -24,3 +24,20 @@ def test_one_field_apart_is_another_machine():
     # the same CPU with oneDNN's other thread count runs other kernels: not merged
     assert len(provenance.machines([{"machine": EPYC}, {"machine": {**EPYC, "threads": 2}}])) == 2
     assert provenance.note([]) == "Records: none."
+
+
+def test_compute_per_seed_by_hand():
+    epoch = {"val_accuracy": 0.5}
+    records = [
+        {"params": {"seed": 1}, "epochs": [epoch] * 20, "wall_seconds": 1800.0},
+        {"params": {"seed": 0}, "epochs": [epoch] * 20, "wall_seconds": 1500.0, "resumed": [{"after_epoch": 6}]},
+        {"params": {"seed": 0}, "epochs": [epoch] * 2, "wall_seconds": 300.0},  # collapsed: stopped early
+        {"params": {"seed": 0}, "epochs": [epoch] * 20, "wall_seconds": None},  # untimed: out of both sums
+    ]
+    frame = provenance.compute(records)
+    assert frame["seed"].tolist() == [0, 1]
+    assert frame["runs"].tolist() == [3, 1] and frame["untimed"].tolist() == [1, 0]
+    assert frame["epochs"].tolist() == [22, 20] and frame["resumed"].tolist() == [1, 0]
+    assert frame["run_hours"].tolist() == [0.5, 0.5]  # (1500 + 300) / 3600, 1800 / 3600
+    assert frame["seconds_per_epoch"].tolist() == [1800 / 22, 90.0]
+    assert provenance.compute([]).empty

@@ -93,6 +93,8 @@ def test_machines_and_seeds_in_every_caption_and_provenance_file(tmp_path):
     text = report.write_provenance(collected(MADE, missing), tmp_path).read_text()
     assert text.splitlines()[2] == f"Profile hand: 10 of 11 runs complete. {note}"
     assert "| AMD EPYC | AVX512 | 2 | 2.14.1+cu130 |  |  | AMD EPYC | Linux | 3.11.7 | 5 |" in text  # no CUDA: empty
+    assert "| seed | runs | epochs | run_hours | seconds_per_epoch | resumed | untimed |" in text  # the records have no
+    assert "| 0 | 5 | 0 | 0.0 |  | 0 | 5 |" in text  # wall_seconds: all untimed, no epoch timed
     assert report.provenance_note([{"params": {"seed": 3}}]) == (
         "Records: 1 run on 1 machine: an unrecorded machine (records before version 2) (1 run). Seeds: 1 (3).")
 

@@ -18,7 +18,7 @@ import seaborn as sns
 import torch
 from matplotlib.ticker import MaxNLocator
 
-from . import energy, schedules, snn
+from . import energy, record, schedules, snn
 from .report import LOSS_FUNCTION
 from .select import TOLERANCES
 
@@ -27,14 +27,18 @@ PALETTE = dict(zip(schedules.NAMES, sns.color_palette("colorblind", len(schedule
 TABLE_MARKERS = {"table1": ("*", "Table 1 (no loss)"), "table2": ("X", "Table 2 (<= 1 pp loss)")}
 
 
+# No creation date in the PDF (the PNG has none): the same records give the same bytes.
+METADATA = {"png": {}, "pdf": {"CreationDate": None}}
+
+
 def save(fig, folder, name: str) -> list[Path]:
-    """Write `name`.png and `name`.pdf into `folder`; return the paths."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{name}.{ext}" for ext in ("png", "pdf")]
-    for path in paths:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-    return paths
+    """Write `name`.png and `name`.pdf into `folder`, each atomically (`lib.record.atomic`) and
+    with no timestamp, so that a figure remade from the same records is the same file; return
+    the paths."""
+    return [record.atomic(Path(folder) / f"{name}.{ext}",
+                          lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight",
+                                                           metadata=METADATA[ext]))
+            for ext in METADATA]
 
 
 def lif_trace(cur: float = 0.8, beta: float = 0.5, threshold: float = 1.0, num_steps: int = 3):

@@ -66,7 +66,8 @@ def compute(records) -> pd.DataFrame:
     out of both sums: the hours are then a lower bound)."""
     rows = {}
     for r in records:
-        row = rows.setdefault(r["params"]["seed"], {"runs": 0, "epochs": 0, "run_hours": 0.0, "resumed": 0, "untimed": 0})
+        row = rows.setdefault(r["params"]["seed"],
+                              {"runs": 0, "epochs": 0, "run_hours": 0.0, "resumed": 0, "untimed": 0})
         row["runs"] += 1
         if r.get("wall_seconds") is None:
             row["untimed"] += 1

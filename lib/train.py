@@ -179,8 +179,9 @@ class Params:
         return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
 
 
-# sigma0 when none is given: the paper profile's Table 1 selection per schedule (the largest sigma0
-# at no validation loss, figures/paper/table1.csv; one seed, init_gain 3, 20 epochs, all images).
+# sigma0 when none is given: Table 1's selection per schedule (the largest sigma0 at no validation
+# loss) in the paper profile's earlier run, whose setting Params' defaults share (T = 8, no
+# augmentation, init_gain 3, 20 epochs, all images; one seed): figures/paper-t8/table1.csv.
 # The regularisers have no such selection: they need sigma0 given.
 DEFAULT_SIGMA0 = {"baseline": 0.0, "constant": 3e-05, "linear": 2e-4, "quadratic": 2e-5,
                   "alternating": 4e-4, "alternating_linear": 2e-4}

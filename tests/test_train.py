@@ -305,8 +305,11 @@ def test_subset_larger_than_its_split_is_refused_before_any_record(size, message
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_default_sigma0_is_the_paper_profiles_table1_selection():
-    with open(REPO / "figures" / "paper" / "table1.csv") as f:
+def test_default_sigma0_is_table1s_selection_in_the_setting_of_the_defaults():
+    # figures/paper-t8: the paper profile at T = 8 without augmentation, as Params() is
+    defaults = Params()
+    assert (defaults.num_steps, defaults.augment, defaults.epochs, defaults.train_size) == (8, "none", 20, 0)
+    with open(REPO / "figures" / "paper-t8" / "table1.csv") as f:
         table = {row["schedule"]: float(row["sigma0"].strip("[]")) for row in csv.DictReader(f)}
     assert DEFAULT_SIGMA0 == table
     assert Params().init_gain == 3.0  # the profiles' init: lif2-lif4 fire from the start

@@ -33,7 +33,7 @@ RESULTS := $(RESULTS_DIR)/$(basename $(notdir $(PROFILE)))
 # reproduce has made (or, given -o, skipped) install already; make does not pass -o down.
 SUBMAKE = $(MAKE) --no-print-directory -o $(VENV)/.installed PROFILE=$(PROFILE) RESULTS_DIR=$(RESULTS_DIR)
 
-.PHONY: help install test lint clean clean-results reproduce runs tables ablations compare refine
+.PHONY: help install test lint clean clean-results reproduce runs tables ablations compare refine pack unpack
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -77,6 +77,15 @@ $(RESULTS)/%/record.json:
 
 tables: install ## Tables 1-2 and figures of PROFILE into figures/<profile>/ from its records (never trains)
 	$(SWEEP) tables $(PROFILE)
+
+# A sweep's state small enough to commit (lib.archive): complete records and selected checkpoints.
+ARCHIVE ?= records
+
+pack: install ## merge RESULTS_DIR's complete runs of PROFILE into ARCHIVE/<profile>/ (default records/): records, selected checkpoints
+	@$(SWEEP) pack $(PROFILE) --archive $(ARCHIVE)
+
+unpack: install ## copy ARCHIVE/<profile>/'s complete runs into RESULTS_DIR where a run has none: a sweep goes on from there
+	@$(SWEEP) unpack $(PROFILE) --archive $(ARCHIVE)
 
 refine: install ## the next stage of PROFILE's sigma0 search from its records (validation only): grid lines to paste
 	@$(SWEEP) refine $(PROFILE)

@@ -28,6 +28,11 @@ sweep); incomplete (interrupted); pending. `prune` moves stale and unreadable ru
                                                 neighbours of every seed's Table 1 choice (`--table 2`:
                                                 Table 2's instead; `--table 1 --table 2`: both) not in
                                                 the grid yet, as YAML to paste
+    python -m lib.sweep pack    PROFILE         merge the complete records, and the checkpoints Tables 1-2
+                                                select, into ARCHIVE/<profile>/ (--archive, default
+                                                records): a sweep's state small enough to commit (`lib.archive`)
+    python -m lib.sweep unpack  PROFILE         copy ARCHIVE's complete runs into the results folder,
+                                                where a run has no complete record: the sweep goes on from them
 """
 
 from __future__ import annotations
@@ -437,11 +442,13 @@ def refine(profile: Profile, results="results", tables=(1,)) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.sweep", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("check", "records", "run", "prune", "tables", "status", "refine"))
+    parser.add_argument("command", choices=("check", "records", "run", "prune", "tables", "status", "refine",
+                                                               "pack", "unpack"))
     parser.add_argument("profile", help="a name in params/ (quick) or a YAML path")
     parser.add_argument("run_id", nargs="?", help="for `run`: the run to execute (VARIANT/RUN-ID with factors)")
     parser.add_argument("--results", default="results", help="results folder (default: results)")
     parser.add_argument("--figures", default=str(REPO / "figures"), help="tables and figures go to FIGURES/<profile>/")
+    parser.add_argument("--archive", default="records", help="for `pack` and `unpack` (default: records)")
     parser.add_argument("--jobs", type=int, default=0, help="parallel runs sharing the CPU (default: make's -j)")
     parser.add_argument("--table", type=int, action="append", choices=(1, 2),
                         help="for `refine`: the tables whose choices to refine around (default: 1; repeatable)")
@@ -482,6 +489,19 @@ def main(argv=None) -> int:
     elif args.command == "tables":
         if tables(args.profile, results, Path(args.figures)) is None:
             print(f"tables: no complete runs of profile {profile.name} in {results / profile.name}; no tables made")
+    elif args.command in ("pack", "unpack"):
+        from . import archive
+
+        try:
+            if args.command == "pack":
+                moved = archive.pack(profile, results, args.archive)
+            else:
+                moved = archive.unpack(profile, args.archive, results)
+        except archive.ArchiveError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        where = f"{args.archive}/{profile.name}" if args.command == "pack" else f"{results / profile.name}"
+        print(f"{args.command} {profile.name} -> {where}: {moved}")
     elif args.command == "refine":
         print(refine(profile, results, tables=tuple(args.table or (1,))), end="")
     else:

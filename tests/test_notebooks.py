@@ -17,7 +17,7 @@ import papermill
 import pytest
 import yaml
 
-from lib import record, schedules, sweep, train
+from lib import archive, record, schedules, sweep, train
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -79,7 +79,7 @@ def test_second_sweep_trains_nothing(smoke):
 
 
 @pytest.mark.slow
-def test_tables_notebook_writes_a_row_per_method_and_every_figure(smoke, tmp_path):
+def test_tables_notebook_writes_a_row_per_method_and_every_figure_the_same_from_an_archive(smoke, tmp_path):
     profile, results = smoke
     figures = tmp_path / "figures"
     tables("smoke", results, figures, tmp_path)
@@ -112,6 +112,15 @@ def test_tables_notebook_writes_a_row_per_method_and_every_figure(smoke, tmp_pat
     assert set(published["table"]) == {"table1", "table2"} and set(published["schedule"]) >= {"baseline"}
     for name in [*published["state_dict"].dropna(), *published["nir"].dropna()]:
         assert (out / "models" / name).is_file()
+
+    # a sweep's archive (lib.archive: records and the selected checkpoints) makes the same files
+    archive.pack(profile, results, tmp_path / "records")
+    tables("smoke", tmp_path / "records", tmp_path / "again", tmp_path)
+    made = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert made == sorted(p.relative_to(tmp_path / "again" / "smoke") for p in (tmp_path / "again").rglob("*")
+                          if p.is_file())
+    for name in made:
+        assert (out / name).read_bytes() == (tmp_path / "again" / "smoke" / name).read_bytes(), name
 
 
 @pytest.mark.slow

@@ -443,7 +443,7 @@ def refine(profile: Profile, results="results", tables=(1,)) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("check", "records", "run", "prune", "tables", "status", "refine",
-                                                               "pack", "unpack"))
+                                            "pack", "unpack"))
     parser.add_argument("profile", help="a name in params/ (quick) or a YAML path")
     parser.add_argument("run_id", nargs="?", help="for `run`: the run to execute (VARIANT/RUN-ID with factors)")
     parser.add_argument("--results", default="results", help="results folder (default: results)")

@@ -87,7 +87,7 @@ def selected_checkpoints(collected: sweep.Collected) -> set[tuple[str, str]]:
     from these records: the points Tables 1 and 2 select now, and every checkpoint of a seed
     that has no complete baseline yet (module docstring)."""
     frame = models.index(collected)
-    by_point = models._checkpoints(collected)
+    by_point = models.checkpoint_paths(collected)
     published = frame[frame["state_dict"] != ""]
     keep = {(row.run_id, by_point[(row.run_id, int(row.epoch))]) for row in published.itertuples()}
     seeds = {rec["params"]["seed"] for rec in collected.records if rec["params"]["schedule"] == "baseline"}

@@ -56,7 +56,7 @@ def folder_of(profile: str, figures=None) -> Path:
     return Path(figures if figures is not None else REPO / "figures") / profile / "models"
 
 
-def _checkpoints(collected) -> dict:
+def checkpoint_paths(collected) -> dict:
     """(run_id, epoch) -> the checkpoint its record names, relative to the run's folder (None in version 1)."""
     return {(rec["run_id"], e["epoch"]): e.get("checkpoint") for rec in collected.records for e in rec["epochs"]}
 
@@ -65,7 +65,7 @@ def index(collected) -> pd.DataFrame:
     """The rows of `index.csv` for a `lib.sweep.Collected`, file names included (nothing written)."""
     params = {rec["run_id"]: {k: v for k, v in rec["params"].items() if k != "output_dir"}  # a path where it ran
               for rec in collected.records}
-    checkpoints, pts, rows = _checkpoints(collected), select.points(collected.records), []
+    checkpoints, pts, rows = checkpoint_paths(collected), select.points(collected.records), []
     for table, tolerance in select.TOLERANCES.items():
         for row in select.select(pts, tolerance).to_dict("records"):
             out = {"table": table, **{k: row.get(k) for k in INDEX_COLUMNS[1:10]},
@@ -94,7 +94,7 @@ def publish(collected, folder, results) -> pd.DataFrame:
     folder, results = Path(folder), Path(results)
     frame = index(collected)
     files = frame[frame["state_dict"] != ""].drop_duplicates("state_dict")
-    checkpoints, networks = _checkpoints(collected), {}
+    checkpoints, networks = checkpoint_paths(collected), {}
     for row in files.itertuples():  # every checkpoint is loaded (and so checked) before the first write
         run_dir = results / collected.profile.name / row.run_id
         source = run_dir / checkpoints[(row.run_id, row.epoch)]

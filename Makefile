@@ -48,6 +48,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,nir,ray]'
 	@# sinabs (NIR round trip, lib.nir_export) pins an older nir in its metadata: installed on top
 	$(BIN)/pip install --quiet --no-deps sinabs==3.1.3 pbr==7.1.3
+	@# build the fused CPU kernel once (lib.kernels; without a compiler: a warning, the PyTorch path)
+	$(BIN)/python -m lib.kernels
 	touch $@
 
 test: install ## run the test suite (needs CIFAR-10: CIFAR10_DIR, or ../shared/data/cifar10)

@@ -2,11 +2,16 @@
 
     python benchmarks/step.py                 # (T=25, B=64) and (T=100, B=32) -> benchmarks/results/step.json
     python benchmarks/step.py --configs 8x64 --rounds 5 --out /tmp/step.json
+    python benchmarks/step.py --configs 16x64 --threads 1 --impls lib,lib-torch,dense   # the sweeps' setting
 
 A step is what lib.train.train_epoch does per batch: forward over T steps, loss
 cross_entropy(logits, labels) + w * spikeCount, backward, Adam step. Implementations:
 
-    lib          lib.snn.SpikingLeNet as lib.train uses it (layer by layer, fused LIF)
+    lib          lib.snn.SpikingLeNet as lib.train uses it: layer by layer, each LIF layer one
+                 fused CPU kernel (lib.kernels: recursion, 2x2 pool and count in one pass)
+    lib-torch    the same network with lib.snn's PyTorch path for every LIF layer
+                 (lif_layer_torch: LIFSequence, F.avg_pool2d, .sum(0)): the code before
+                 lib.kernels, with the same numbers
     plain        SpikingLeNet(step_by_step=True): the straightforward PyTorch loop, every
                  layer one step at a time, autograd through every step (conv1 every step)
     snntorch     snnTorch Leaky neurons, its step-by-step idiom
@@ -64,12 +69,12 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's lib, also without PYTHONPATH
 
-from lib import data  # noqa: E402
+from lib import data, kernels, snn  # noqa: E402
 from lib.snn import LIFParameters, PiecewiseLinearSpike, SpikingLeNet  # noqa: E402
 from lib.train import keep_freed_memory  # noqa: E402
 
 BETA, THRESHOLD, LR, WEIGHT = 0.9, 1.0, 1e-3, 1e-6
-IMPLS = ("lib", "plain", "snntorch", "spikingjelly", "norse", "dense")
+IMPLS = ("lib", "lib-torch", "plain", "snntorch", "spikingjelly", "norse", "dense")
 PEERS = ("snntorch", "spikingjelly", "norse")
 LIF_FED = ("conv1", "conv2", "fc1", "fc2")  # the layers whose output is a LIF input current
 
@@ -185,8 +190,12 @@ class NorseLeNet(LeNetLayers):
 
 
 def build(name, num_steps, state):
-    if name in ("lib", "plain"):
+    if name in ("lib", "lib-torch", "plain"):
         model = SpikingLeNet(num_steps=num_steps, p=LIFParameters(BETA, THRESHOLD), step_by_step=name == "plain")
+        if name == "lib-torch":
+            for lif in model.lif:
+                lif.layer = lambda cur, pool=False, num_steps=None, p=lif.p: snn.lif_layer_torch(
+                    cur, p, pool, num_steps)
     else:
         model = {"snntorch": SnnTorchLeNet, "spikingjelly": SpikingJellyLeNet, "norse": NorseLeNet, "dense": Dense}[
             name
@@ -247,7 +256,38 @@ def bench_config(names, num_steps, batch_size, images, labels, rounds, warmup):
         "times_s": times,
         "ratio_to_lib": {name: median[name] / median["lib"] for name in names} if "lib" in names else {},
         "init_spikes_per_sample": init_spikes,  # per layer lif1..lif4; dense: summed activations
+        "floor": floor(num_steps, batch_size, median.get("lib")),
     }
+
+
+def floor(num_steps, batch_size, lib_s):
+    """The physical floor of a step: its FLOPs at this machine's sgemm rate, measured now."""
+    flops, rate = step_flops(num_steps, batch_size), sgemm_rate()
+    return {"flops": flops, "sgemm_flops_per_s": rate, "floor_s": flops / rate,
+            "lib_over_floor": lib_s / (flops / rate) if lib_s else None}
+
+
+def step_flops(num_steps, batch_size):
+    """Multiply-adds x 2 of a training step's weighted layers, forward and backward (3x forward:
+    the input and weight gradients; conv1's input needs none): the arithmetic no implementation of
+    this network avoids. conv1 runs once on the B images, the rest on T x B."""
+    T, B = num_steps, batch_size
+    conv1 = B * 6 * 28 * 28 * 3 * 25
+    rest = T * B * (16 * 10 * 10 * 6 * 25 + 400 * 120 + 120 * 84 + 84 * 10 / T)  # fc3 on the mean over time
+    return 2 * (2 * conv1 + 3 * rest)
+
+
+def sgemm_rate(rounds=20, n=512):
+    """FLOP/s of torch.mm on n x n float32 matrices at the current thread count (median of rounds)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times)
 
 
 def pipeline_epoch(split, batch_size):
@@ -283,6 +323,7 @@ def main(argv=None):
     parser.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated subset of {','.join(IMPLS)}")
     parser.add_argument("--rounds", type=int, default=15, help="timed steps per implementation")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per implementation first")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--malloc", choices=("tuned", "default"), default="tuned", help="glibc allocator settings")
     parser.add_argument("--no-allocator-comparison", action="store_true",
                         help="skip the second run under glibc's default allocator (a subprocess)")
@@ -290,6 +331,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     tuned = keep_freed_memory() if args.malloc == "tuned" else False
+    if args.threads:
+        torch.set_num_threads(args.threads)
     names, missing = available([n for n in args.impls.split(",") if n])
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
     cifar = data.load_cifar10()
@@ -300,6 +343,7 @@ def main(argv=None):
         "machine": machine(),
         "versions": versions(),
         "allocator_tuned": tuned,
+        "lif_kernel": kernels.name(),
         "load_average_start": os.getloadavg(),
         "not_run": missing,
         "notes": {k: " ".join(v.split()) for k, v in NOTES.items()},
@@ -333,6 +377,7 @@ def default_allocator_run(args, names):
     defaults (the allocator is per process, so this part is not interleaved with the first)."""
     tmp = Path(args.out).with_suffix(".glibc-default.tmp.json")
     cmd = [sys.executable, __file__, "--malloc", "default", "--impls", ",".join(names), "--configs", args.configs,
+           "--threads", str(args.threads),
            "--rounds", str(args.rounds), "--warmup", str(args.warmup), "--out", str(tmp)]
     print("glibc default allocator:", flush=True)
     subprocess.run(cmd, check=True)
@@ -351,8 +396,14 @@ def print_config(row):
     if "lib" in median and peers:
         fastest = min(peers, key=median.get)
         print(f"  fastest peer {fastest}: {median[fastest] / median['lib']:.2f}x lib's step time")
+    if "lib" in median and "lib-torch" in median:
+        print(f"  lib / lib-torch (fused kernel against the PyTorch path): {median['lib'] / median['lib-torch']:.2f}")
     if "lib" in median and "dense" in median:
         print(f"  lib / dense bound: {median['lib'] / median['dense']:.2f}")
+    if row.get("floor", {}).get("lib_over_floor"):
+        f = row["floor"]
+        print(f"  floor: {f['flops'] / 1e9:.2f} GFLOP at {f['sgemm_flops_per_s'] / 1e9:.0f} GFLOP/s sgemm = "
+              f"{1000 * f['floor_s']:.1f} ms; lib / floor: {f['lib_over_floor']:.2f}")
     if "data_pipeline" in row:
         d = row["data_pipeline"]
         print(f"  data pipeline: {d['epoch_s']:.2f} s per epoch = {100 * d['fraction']:.2f} % of an epoch")

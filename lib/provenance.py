@@ -6,6 +6,8 @@ version 2 (`lib.record`) carries the machine's fingerprint, `record["machine"]`:
 
     cpu, cpu_capability, threads, torch, cuda, cudnn, device_name, platform, python
 
+and, from records made since lib.kernels, `lif_kernel`: "fused" or "torch", the LIF layer's
+code (the same numbers either way; a record without it ran the PyTorch path, the only one then).
 `machines` groups the records by fingerprint (all fields equal = one machine, as far as the
 numbers can tell); a version-1 record, or one without a fingerprint, counts as `unknown`.
 `note` says it in one sentence.
@@ -21,23 +23,32 @@ from __future__ import annotations
 import pandas as pd
 
 FIELDS = ("cpu", "cpu_capability", "threads", "torch", "cuda", "cudnn", "device_name", "platform", "python")
+KERNEL = "lif_kernel"
 UNKNOWN = "unknown"
 
 
-def fingerprint(record) -> tuple:
-    """The record's machine as a tuple of FIELDS; a record without one: all `unknown`."""
+def fingerprint(record, kernel: bool = False) -> tuple:
+    """The record's machine as a tuple of FIELDS (and, with `kernel`, its lif_kernel: "torch"
+    when not recorded); a record without one: all `unknown`."""
     machine = record.get("machine")
-    return tuple(machine.get(f) for f in FIELDS) if machine else (UNKNOWN,) * len(FIELDS)
+    fields = (*FIELDS, KERNEL) if kernel else FIELDS
+    if not machine:
+        return (UNKNOWN,) * len(fields)
+    return tuple(machine.get(f, "torch" if f == KERNEL else None) for f in fields)
 
 
 def machines(records) -> pd.DataFrame:
-    """One row per distinct fingerprint, most runs first: FIELDS (None kept as None) and `runs`."""
+    """One row per distinct fingerprint, most runs first: FIELDS (None kept as None), `lif_kernel`
+    where a record names its kernel, and `runs`."""
+    records = list(records)
+    kernel = any(KERNEL in (r.get("machine") or {}) for r in records)
+    fields = (*FIELDS, KERNEL) if kernel else FIELDS
     counts = {}
     for record in records:
-        key = fingerprint(record)
+        key = fingerprint(record, kernel)
         counts[key] = counts.get(key, 0) + 1
-    rows = [{**dict(zip(FIELDS, key, strict=True)), "runs": n} for key, n in counts.items()]
-    frame = pd.DataFrame(rows, columns=[*FIELDS, "runs"], dtype=object)  # object: an int field may be None
+    rows = [{**dict(zip(fields, key, strict=True)), "runs": n} for key, n in counts.items()]
+    frame = pd.DataFrame(rows, columns=[*fields, "runs"], dtype=object)  # object: an int field may be None
     return frame.sort_values("runs", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -49,7 +60,8 @@ def describe(row) -> str:
     threads = f"{row['threads']} thread{'' if row['threads'] == 1 else 's'}"
     # `lib.train.machine` records cuda None for a run on the CPU, and then names the CPU again as its device
     device = "CPU" if row["cuda"] is None else f"{row['device_name']} (CUDA {row['cuda']}, cuDNN {row['cudnn']})"
-    return f"{row['cpu']} ({row['cpu_capability']}), {threads}, {device}, torch {row['torch']}"
+    fused = ", fused LIF kernel" if row.get(KERNEL) == "fused" else ""
+    return f"{row['cpu']} ({row['cpu_capability']}), {threads}, {device}, torch {row['torch']}{fused}"
 
 
 def _runs(n: int) -> str:

@@ -73,6 +73,7 @@ class Machine(TypedDict, total=False):
     device_name: str
     platform: str
     python: str
+    lif_kernel: str  # "fused" (lib.kernels) or "torch"; absent in records made before lib.kernels existed
 
 
 class Record(TypedDict, total=False):

@@ -28,7 +28,9 @@ spikes, so each convolution / linear layer runs once on a (num_steps * B) batch 
 only the cheap elementwise LIF recursion loops over time. With direct encoding the
 input current of conv1 is the same at every step and is computed once. This gives the
 same numbers as the step-by-step formulation (`step_by_step=True`, kept as the
-reference) and is several times faster.
+reference) and is several times faster. On the CPU each LIF layer is one fused kernel
+(`lib.kernels`: the recursion, the 2x2 pool and the per-neuron count in one pass over time,
+its backward one reverse pass), with the same numbers as the PyTorch path (`lif_layer_torch`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import kernels
 
 LAYERS = ("lif1", "lif2", "lif3", "lif4")
 """Names of the hidden LIF layers, in the order of the columns of `spikes`."""
@@ -219,11 +223,44 @@ class LIFSequence(torch.autograd.Function):
         return grad, None
 
 
+def lif_layer(cur, p: LIFParameters, pool: bool = False, num_steps: int | None = None):
+    """A LIF layer over all time steps, as the network uses it: `out, count = lif_layer(cur, p)`.
+
+    cur: (T, B, *neurons), or (B, *neurons) the same at each of `num_steps` steps (direct
+    encoding). out: the spikes (T, B, *neurons) or, with `pool`, their 2x2 average pool
+    (T, B, C, H/2, W/2); count: (B, *neurons), each neuron's spikes summed over time.
+
+    On the CPU this is the fused kernel of `lib.kernels` (one pass over time per neuron, the
+    pool and the count written in it, the backward recomputing the membranes); elsewhere, or
+    where that kernel cannot be built, the PyTorch path below. Both give the same numbers."""
+    if kernels.supports(cur, pool):
+        if torch.is_grad_enabled() and cur.requires_grad:
+            return kernels.FusedLIF.apply(cur, p, pool, num_steps)
+        return kernels.forward(cur, p, pool, num_steps)
+    return lif_layer_torch(cur, p, pool, num_steps)
+
+
+def lif_layer_torch(cur, p: LIFParameters, pool: bool = False, num_steps: int | None = None):
+    """`lif_layer` in PyTorch operations: `LIFSequence` (or, without autograd, `lif_recursion`),
+    then `F.avg_pool2d` (or `pool_spikes`, the same numbers) and `.sum(0)`."""
+    if num_steps is not None:  # constant over time: an expanded view, never copied
+        cur = cur.unsqueeze(0).expand(num_steps, *cur.shape)
+    grad = torch.is_grad_enabled() and cur.requires_grad
+    spk = LIFSequence.apply(cur, p) if grad else lif_recursion(cur, p)
+    count = spk.sum(0)
+    if not pool:
+        return spk, count
+    T, B, C, H, W = spk.shape
+    pooled = (F.avg_pool2d if grad else pool_spikes)(spk.view(T * B, C, H, W), 2)
+    return pooled.view(T, B, C, H // 2, W // 2), count
+
+
 class LIF(nn.Module):
     """Leaky integrate-and-fire layer of constants `p` (LIFParameters).
 
     `spk, mem = lif(cur, mem)` advances one step; `lif.sequence(cur)` runs all steps
-    of `cur` (T, ...) from zero state and returns `spk` (T, ...).
+    of `cur` (T, ...) from zero state and returns `spk` (T, ...); `lif.layer(cur, pool)` is
+    `lif_layer`: spikes (or pooled spikes) and each neuron's count, fused on the CPU.
     """
 
     def __init__(self, p: LIFParameters = LIFParameters()):  # noqa: B008 (a NamedTuple is immutable)
@@ -238,6 +275,10 @@ class LIF(nn.Module):
         if torch.is_grad_enabled() and cur.requires_grad:
             return LIFSequence.apply(cur, self.p)
         return lif_recursion(cur, self.p)  # inference: no membranes kept, no surrogate computed
+
+    def layer(self, cur, pool: bool = False, num_steps: int | None = None):
+        """`out, count = lif.layer(cur)`: `lif_layer` with this layer's constants."""
+        return lif_layer(cur, self.p, pool, num_steps)
 
     def extra_repr(self):
         return repr(self.p)
@@ -334,19 +375,17 @@ class SpikingLeNet(nn.Module):
 
     def _activity_layer_by_layer(self, images, inputs):
         T, B = self.num_steps, images.shape[0]
-        if self.encoding == "direct":  # the same current at every step: convolve once, never copy
-            cur1 = self.conv1(images).unsqueeze(0).expand(T, -1, -1, -1, -1)
+        if self.encoding == "direct":  # the same current at every step: convolve once
+            out1, n1 = self.lif[0].layer(self.conv1(images), pool=True, num_steps=T)
         else:
             cur1 = self.conv1(inputs.reshape(T * B, *images.shape[1:])).view(T, B, 6, 28, 28)
-        spk1 = self.lif[0].sequence(cur1)
-        pool = F.avg_pool2d if torch.is_grad_enabled() else pool_spikes  # the same numbers
-        cur2 = self.conv2(pool(spk1.view(T * B, 6, 28, 28), 2))
-        spk2 = self.lif[1].sequence(cur2.view(T, B, 16, 10, 10))
-        cur3 = self.fc1(pool(spk2.view(T * B, 16, 10, 10), 2).view(T, B, 400))
-        spk3 = self.lif[2].sequence(cur3)
-        spk4 = self.lif[3].sequence(self.fc2(spk3))
+            out1, n1 = self.lif[0].layer(cur1, pool=True)
+        cur2 = self.conv2(out1.reshape(T * B, 6, 14, 14))
+        out2, n2 = self.lif[1].layer(cur2.view(T, B, 16, 10, 10), pool=True)
+        spk3, n3 = self.lif[2].layer(self.fc1(out2.reshape(T, B, 400)))
+        spk4, n4 = self.lif[3].layer(self.fc2(spk3))
         logits = self.fc3(spk4.mean(0))  # fc3 is linear: mean of readouts = readout of mean
-        return logits, [s.sum(0) for s in (spk1, spk2, spk3, spk4)]
+        return logits, [n1, n2, n3, n4]
 
     def _activity_step_by_step(self, inputs):
         """Reference formulation: every layer advances one step at a time."""

@@ -64,7 +64,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import __version__, data, energy, penalties, schedules, select
+from . import __version__, data, energy, kernels, penalties, schedules, select
 from . import record as records
 from .snn import ENCODINGS, LAYERS, SPIKE_NORMALISATIONS, SURROGATES, LIFParameters, SpikingLeNet, spike_count
 
@@ -249,6 +249,7 @@ def machine(device: torch.device) -> records.Machine:
         "device_name": torch.cuda.get_device_name(device) if cuda else cpu,
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "lif_kernel": "torch" if cuda else kernels.name(),  # lib.kernels' fused loops or PyTorch's ops
     }
 
 

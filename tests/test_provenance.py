@@ -26,6 +26,16 @@ def test_one_field_apart_is_another_machine():
     assert provenance.note([]) == "Records: none."
 
 
+def test_the_lif_kernel_is_named_once_records_carry_it():
+    fused = {**EPYC, "lif_kernel": "fused"}
+    frame = provenance.machines([{"machine": fused}, {"machine": EPYC}, {"machine": fused}])
+    assert frame["lif_kernel"].tolist() == ["fused", "torch"]  # unrecorded: the PyTorch path, the only one then
+    assert provenance.note([{"machine": fused}]) == (
+        "Records: 1 run on 1 machine: AMD EPYC 7B13 (AVX2), 1 thread, CPU, torch 2.14.1+cu130, "
+        "fused LIF kernel (1 run).")
+    assert "lif_kernel" not in provenance.machines([{"machine": EPYC}])  # older tables are unchanged
+
+
 def test_compute_per_seed_by_hand():
     epoch = {"val_accuracy": 0.5}
     records = [

@@ -15,6 +15,17 @@ error naming the file and line, raised before any run. Because the run parameter
 the top level, `papermill ... -f params/<name>.yaml` also works for a single run (the
 notebook accepts `grid` and `factors` by name and ignores them).
 
+Instead of `sigma0`, a grid may name a committed tables folder whose choices it trains again,
+on other seeds (a held-out check) or on other data (the full training set):
+
+    grid:
+      seeds: [2, 3, 4]
+      chosen: figures/paper        # the sigma0 of table1_robust.csv and table2_robust.csv there
+
+which is the grid `sigma0: {baseline: [], <schedule>: [its Table 1 and Table 2 sigma0]}` read
+from those CSVs (our rule's choices, one sigma0 per schedule and table; `chosen_sigma0`), so
+that the choices are never copied by hand.
+
 A profile may also carry `factors` (an ablation study: one factor changed at a time):
 
     factors:                       # factor -> value label -> what it changes
@@ -41,6 +52,8 @@ they are executed is `lib.sweep`'s.
 
 from __future__ import annotations
 
+import ast
+import csv
 import dataclasses
 import math
 import re
@@ -52,8 +65,10 @@ import yaml
 from . import schedules
 from .train import Params
 
-PARAMS_DIR = Path(__file__).resolve().parents[1] / "params"
-GRID_KEYS = ("seeds", "sigma0")
+REPO = Path(__file__).resolve().parents[1]
+PARAMS_DIR = REPO / "params"
+GRID_KEYS = ("seeds", "sigma0", "chosen")
+CHOSEN_TABLES = ("table1_robust", "table2_robust")  # the tables whose choices `grid.chosen` reads
 SET_BY_GRID = ("schedule", "sigma0", "seed", "output_dir")  # differ per run: never in the run parameters
 BASE = "base"  # the variant of a profile with factors that changes nothing
 FACTOR = re.compile(r"[A-Za-z0-9_.]+")
@@ -186,7 +201,12 @@ def _setting(name: str, values: dict) -> tuple[dict, list]:
     seeds = grid.get("seeds")
     if not isinstance(seeds, list) or not seeds or not all(type(s) is int and s >= 0 for s in seeds):
         raise ValueError(f"profile {name!r}: grid.seeds must be a non-empty list of integers >= 0, got {seeds!r}")
-    sigmas = grid.get("sigma0")
+    if "chosen" in grid:
+        if "sigma0" in grid:
+            raise ValueError(f"profile {name!r}: give grid.sigma0 or grid.chosen, not both")
+        sigmas = chosen_sigma0(grid["chosen"], f"profile {name!r}: grid.chosen")
+    else:
+        sigmas = grid.get("sigma0")
     if not isinstance(sigmas, dict) or "baseline" not in sigmas:
         raise ValueError(f"profile {name!r}: grid.sigma0 must map schedules to sigma0 lists and include baseline")
     points = []
@@ -206,6 +226,34 @@ def _setting(name: str, values: dict) -> tuple[dict, list]:
             sigma0s = [_number(v, where) for v in sigma0s]
         points += [(schedule, s, seed) for s in sigma0s for seed in seeds]
     return params, points
+
+
+def chosen_sigma0(folder, where: str = "grid.chosen") -> dict:
+    """{schedule: [sigma0, ...]} of the choices in `folder`'s CHOSEN_TABLES (a path relative to
+    the repository, or absolute): per schedule the sigma0 our rule chose for Table 1 and Table 2,
+    each once, smallest first; `baseline: []`. A schedule without a point in a table adds nothing."""
+    if not isinstance(folder, str) or not folder:
+        raise ValueError(f"{where}: give a tables folder such as figures/paper, got {folder!r}")
+    path = Path(folder) if Path(folder).is_absolute() else REPO / folder
+    sigmas: dict[str, list] = {"baseline": []}
+    for table in CHOSEN_TABLES:
+        file = path / f"{table}.csv"
+        if not file.is_file():
+            raise ValueError(f"{where}: no {file} (the tables step of a profile with several seeds writes it)")
+        with file.open(newline="") as f:
+            for row in csv.DictReader(f):
+                if row["schedule"] == "baseline" or not row["sigma0"].strip():
+                    continue
+                values = set(ast.literal_eval(row["sigma0"]))  # "[0.00012, 0.00012]": one choice for all seeds
+                if not values:
+                    continue
+                if len(values) != 1:
+                    raise ValueError(f"{where}: {file.name} gives {row['schedule']} several sigma0 {sorted(values)}; "
+                                     "our rule chooses one for all seeds")
+                sigmas.setdefault(row["schedule"], [])
+                if (value := float(values.pop())) not in sigmas[row["schedule"]]:
+                    sigmas[row["schedule"]].append(value)
+    return {k: sorted(v) for k, v in sigmas.items()}
 
 
 def _variants(name: str, values: dict, factors) -> list[tuple[Variant, dict]]:

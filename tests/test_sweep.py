@@ -1,6 +1,7 @@
 """Profiles: validation with errors that name the key, grid expansion, factors, run states,
 locks, and the one collector."""
 
+import ast
 import json
 import os
 import subprocess
@@ -8,12 +9,14 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from lib import record, schedules, sweep, train
 
 GRID = {"seeds": [0], "sigma0": {"baseline": [], "linear": [3e-6, 1e-6]}}
+REPO = Path(__file__).resolve().parents[1]
 BASELINE_PARAMS = {"schedule": "baseline", "sigma0": 0.0, "seed": 0}  # as lib.train records the baseline
 
 
@@ -46,6 +49,40 @@ def test_shipped_profiles_are_valid_and_cover_every_schedule():
         assert len(values) >= 6 and max(b / a for a, b in zip(values, values[1:], strict=False)) < 1.42, schedule
         sigma0 += len(values)
     assert len(paper.runs) == (1 + sigma0) * len({r.seed for r in paper.runs})
+
+
+def test_the_held_out_profile_trains_our_rules_choices_at_the_paper_setting():
+    """params/paper-heldout.yaml: the paper profile's run parameters, fresh seeds, and per schedule the
+    sigma0 of figures/paper's table1_robust and table2_robust, read from the CSVs (not copied)."""
+    heldout, paper = sweep.load_profile("paper-heldout"), sweep.load_profile("paper")
+    assert heldout.params == paper.params
+    seeds = {r.seed for r in heldout.runs}
+    assert seeds == {2, 3, 4} and not seeds & {r.seed for r in paper.runs}
+    for table in ("table1_robust", "table2_robust"):
+        frame = pd.read_csv(REPO / "figures/paper" / f"{table}.csv")
+        for _, row in frame[frame["schedule"] != "baseline"].iterrows():
+            sigma0 = ast.literal_eval(row["sigma0"])[0]
+            assert {r.seed for r in heldout.runs if (r.schedule, r.sigma0) == (row["schedule"], sigma0)} == {2, 3, 4}
+    per_seed = [r for r in heldout.runs if r.seed == 2]
+    assert len(per_seed) <= 11 and sum(r.schedule == "baseline" for r in per_seed) == 1
+    assert {r.sigma0 for r in heldout.runs} <= {r.sigma0 for r in paper.runs}  # only points of the searched grid
+
+
+def test_a_chosen_grid_reads_the_tables_and_refuses_what_it_cannot_read(tmp_path):
+    header = "schedule,seeds,sigma0,epoch\n"
+    (tmp_path / "table1_robust.csv").write_text(header + 'baseline,2,"[0.0, 0.0]","[5, 5]"\n'
+                                                'linear,2,"[0.0002, 0.0002]","[9, 9]"\n')
+    (tmp_path / "table2_robust.csv").write_text(header + 'linear,2,"[0.0004, 0.0004]","[9, 9]"\n'
+                                                'constant,0,[],[]\n')
+    profile = sweep.parse_profile("p", {"grid": {"seeds": [7], "chosen": str(tmp_path)}})
+    assert [r.id for r in profile.runs] == ["baseline-seed7", "linear-s0.0002-seed7", "linear-s0.0004-seed7"]
+    with pytest.raises(ValueError, match="not both"):
+        sweep.parse_profile("p", {"grid": {"seeds": [0], "chosen": str(tmp_path), "sigma0": {"baseline": []}}})
+    with pytest.raises(ValueError, match="no .*table1_robust.csv"):
+        sweep.parse_profile("p", {"grid": {"seeds": [0], "chosen": str(tmp_path / "nonesuch")}})
+    (tmp_path / "table2_robust.csv").write_text(header + 'linear,2,"[0.0004, 0.0002]","[9, 9]"\n')
+    with pytest.raises(ValueError, match="several sigma0"):
+        sweep.parse_profile("p", {"grid": {"seeds": [0], "chosen": str(tmp_path)}})
 
 
 def test_regularisers_are_grid_names_like_the_schedules():

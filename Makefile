@@ -105,7 +105,7 @@ clean: ## remove caches (keeps trained runs in RESULTS_DIR, .venv/ and committed
 clean-results: ## DELETE every trained run in RESULTS_DIR (hours of work; asks first)
 	@read -p "delete $(RESULTS_DIR)/ and every run in it? [y/N] " answer && [ "$$answer" = y ] && rm -rf $(RESULTS_DIR)
 
-# ---- speed (issue 4): benchmarks/step.py, see README "Speed" ----------------------------
+# ---- speed: benchmarks/step.py, see benchmarks/README.md --------------------------------
 .PHONY: bench
 
 $(VENV)/.bench: pyproject.toml | $(VENV)/.installed

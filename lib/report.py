@@ -238,3 +238,81 @@ def write_pareto(front: pd.DataFrame, folder, name: str = "pareto_fronts") -> Pa
     """`name`.csv: the points of `lib.select.pareto_front`, their validation and test numbers."""
     frame = front.assign(loss_function=front["schedule"].map(LOSS_FUNCTION))[PARETO_COLUMNS]
     return write_text(Path(folder) / f"{name}.csv", frame.to_csv(index=False))
+
+
+# ---------------------------------------------------------------------------
+# The README's answer table: a profile's committed tables beside the paper's.
+
+ANSWER_BEGIN = "<!-- answer table: written by `python -m lib.report --readme README.md figures/paper` -->"
+ANSWER_END = "<!-- end of answer table -->"
+RULES = {"": "paper's rule", "_robust": "our rule"}
+
+
+def _cell(row, seeds: int) -> str:
+    """'−56.8 ± 2.0 % at 64.40 %' (reduction, test accuracy), '(1 of 2 seeds)' where seeds lack a point."""
+    if row["seeds"] == 0 or math.isnan(row["spike_reduction_mean"]):
+        return f"no point (0 of {seeds} seeds)"
+    text = f"−{_mean_sd(row['spike_reduction_mean'] * 100, row['spike_reduction_std'] * 100, '.1f')} % " \
+           f"at {row['test_accuracy_mean'] * 100:.2f} %"
+    return text if row["seeds"] == seeds else f"{text} ({row['seeds']} of {seeds} seeds)"
+
+
+def answer_table(folder) -> str:
+    """The README's answer, from `folder`'s table{1,2}.csv and table{1,2}_robust.csv: per loss
+    function the paper's row (`lib.paper`) and ours by both rules; test spike reduction (mean ±
+    sd over seeds) at the test accuracy (mean), the baseline's row its test accuracy. Every
+    number is read from the committed CSVs, so the README cannot drift from its evidence."""
+    folder = Path(folder)
+    frames = {(t, s): pd.read_csv(folder / f"{t}{s}.csv").set_index("schedule") for t in ("table1", "table2")
+              for s in RULES}
+    seeds = int(frames["table1", ""].loc["baseline", "seeds"])
+    header = ["loss function"]
+    for label in ("Table 1", "Table 2"):
+        header += [f"{label}, paper", *(f"{label}, ours ({rule})" for rule in RULES.values())]
+    rows = []
+    for schedule in frames["table1", ""].index:
+        if schedule not in paper.TABLES["table1"]:
+            continue  # the regulariser baselines have no paper row
+        cells = [schedule.replace("_", " ")]
+        for t in ("table1", "table2"):
+            ref = paper.TABLES[t]
+            acc, spikes = ref[schedule][2], ref[schedule][3]
+            if schedule == "baseline":
+                cells.append(f"{acc * 100:.2f} %")
+                for s in RULES:
+                    r = frames[t, s].loc[schedule]
+                    cells.append(f"{_mean_sd(r['test_accuracy_mean'] * 100, r['test_accuracy_std'] * 100, '.2f')} %")
+            else:
+                cells.append(f"−{(1 - spikes / ref['baseline'][3]) * 100:.1f} % at {acc * 100:.2f} %")
+                cells += [_cell(frames[t, s].loc[schedule], seeds) for s in RULES]
+        rows.append(cells)
+    body = markdown(pd.DataFrame(rows, columns=header))
+    return f"{ANSWER_BEGIN}\n{body}{ANSWER_END}\n"
+
+
+def replace_block(text: str, block: str, begin: str = ANSWER_BEGIN, end: str = ANSWER_END) -> str:
+    """`text` with its lines from `begin` to `end` (inclusive) replaced by `block`."""
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        raise ValueError(f"no block between {begin!r} and {end!r}")
+    return text[:start] + block + text[stop + len(end) + 1:]
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m lib.report", description="The README's answer table.")
+    parser.add_argument("folder", help="a profile's tables, e.g. figures/paper")
+    parser.add_argument("--readme", help="rewrite this file's answer block in place (else print the table)")
+    args = parser.parse_args(argv)
+    block = answer_table(args.folder)
+    if args.readme:
+        path = Path(args.readme)
+        write_text(path, replace_block(path.read_text(), block))
+    else:
+        print(block, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

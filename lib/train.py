@@ -15,7 +15,7 @@ finished run is never overwritten.
 A run *collapses* when a hidden layer has not one validation spike (`lib.select.silent`, the
 one collapse rule, applied to the epoch rows) in two consecutive epochs: the layers after it
 receive nothing and the surrogate passes no gradient back through it, and the ablation study
-(README "When it works") found no such run recovering. With `stop_collapsed` (the default) it
+(figures/ablations/README.md) found no such run recovering. With `stop_collapsed` (the default) it
 stops there, before its last planned epoch (a run that reaches it is complete, collapsed or
 not: `lib.select.collapsed` finds it), status "collapsed", reason naming the epochs: its rows are final points like a
 complete run's, and the epochs it skips would only have added more silent points.
@@ -71,7 +71,7 @@ from .snn import ENCODINGS, LAYERS, SPIKE_NORMALISATIONS, SURROGATES, LIFParamet
 
 @dataclass
 class Params:
-    """Every setting of one run; the defaults are a full paper-scale run (README "One experiment")."""
+    """Every setting of one run; the defaults are a full paper-scale run (docs/experiment.md)."""
 
     schedule: str = "baseline"  # sparsity weighting: lib.schedules.NAMES (the paper's, then REGULARISERS)
     sigma0: float | None = None  # scale of the spike-count loss (eqs. 4-8); None: DEFAULT_SIGMA0[schedule]

@@ -258,9 +258,10 @@ def _read_cache(file: Path) -> CIFAR10:
 
 
 def split_indices(num_images: int, val_fraction: float, seed: int):
-    """(train, val) index tensors: a seeded permutation, the last `val_fraction` held out."""
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    """(train, val) index tensors: a seeded permutation, the last `val_fraction` held out
+    (val_fraction 0: all images train, val is empty)."""
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     order = torch.randperm(num_images, generator=torch.Generator().manual_seed(seed))
     num_val = round(num_images * val_fraction)
     return order[: num_images - num_val], order[num_images - num_val :]

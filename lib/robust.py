@@ -58,6 +58,8 @@ POINT_KEY = ["schedule", "sigma0", "epoch"]
 
 def points(records) -> pd.DataFrame:
     """`select.points`, plus `n_val`: the run's validation images (`record["data"]["val"]`)."""
+    records = list(records)
+    select.require_validation(records)
     n_val = []
     for record in records:
         size = (record.get("data") or {}).get("val")

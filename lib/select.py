@@ -41,8 +41,27 @@ METRICS = ("epoch", "val_accuracy", "val_spikes", "test_accuracy", "test_spikes"
 SUMMARISED = ("test_accuracy", "test_spikes", "spike_reduction", "test_synops", "test_energy_pj")
 
 
+class NoValidationError(ValueError):
+    """A record without a validation split given to a rule that chooses on validation."""
+
+
+def require_validation(records) -> None:
+    """NoValidationError naming the first record trained without a validation split
+    (`val_fraction` 0, `data.val` 0): the rules choose on validation only, and choosing on its
+    test numbers instead would report a choice made on the numbers it reports."""
+    for record in records:
+        if record["params"].get("val_fraction", 0.2) == 0 or (record.get("data") or {}).get("val") == 0:
+            raise NoValidationError(
+                f"record {record.get('run_id', '?')!r} has no validation split (val_fraction 0): the selection "
+                "rules choose on validation only, never on test numbers; its test numbers belong beside a "
+                "(sigma0, epoch) chosen on another sweep's validation (params/paper.yaml's, for example)")
+
+
 def points(records) -> pd.DataFrame:
-    """One row per (run, epoch) of complete records: the hyperparameters and the metrics."""
+    """One row per (run, epoch) of complete records: the hyperparameters and the metrics.
+    Records without a validation split are refused (`require_validation`)."""
+    records = list(records)
+    require_validation(records)
     rows = []
     for record in records:
         p = record["params"]

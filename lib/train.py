@@ -6,8 +6,12 @@ or, for the baselines of `lib.schedules.REGULARISERS`, w * penalty(per-neuron co
 `lib.penalties`. After every epoch the validation and test splits are evaluated (accuracy,
 and per sample spikes, SynOps and energy of `lib.energy`, per layer too) and
 `record.json` (the shape of `lib.record`) is rewritten atomically in the output directory,
-so a crash loses at most the epoch in progress. Its `status` is "running", then
-"complete", "collapsed" (below) or "failed" with the reason (bad input never gets that far:
+so a crash loses at most the epoch in progress. With `val_fraction` 0 the run trains on all
+50,000 training images and has no validation split: `data.val` is 0, every `val_*` column is
+null, and the selection rules refuse such records (they choose on validation only); the test
+split is the same 10,000 images. Such a run needs `stop_collapsed` False (the collapse stop
+watches validation). The record's `status` is "running", then "complete", "collapsed"
+(below) or "failed" with the reason (bad input never gets that far:
 it is rejected by `Params.check` before any data is loaded). An output directory that
 already holds a finished (complete or collapsed) record is refused before any work: a
 finished run is never overwritten.
@@ -97,7 +101,7 @@ class Params:
     eval_batch_size: int = 1000  # evaluation batch size (memory only; no effect on numbers)
     stop_collapsed: bool = True  # stop ("collapsed") once a hidden layer is silent on validation 2 epochs running
     seed: int = 0  # seeds the split, the initial weights, the batch order
-    val_fraction: float = 0.2  # share of the 50,000 training images held out (paper: 20 %)
+    val_fraction: float = 0.2  # share of the 50,000 training images held out (paper: 20 %); 0: none, train on all
     train_size: int = 0  # training images used; 0 means all 40,000
     val_size: int = 0  # validation images used; 0 means all 10,000
     test_size: int = 0  # test images used; 0 means all 10,000
@@ -155,8 +159,13 @@ class Params:
                 raise ValueError(f"{name} must be > 0, got {value!r}")
         if not 0 <= self.beta <= 1:
             raise ValueError(f"beta must be in [0, 1], got {self.beta!r}")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if self.val_fraction == 0 and self.val_size:
+            raise ValueError(f"val_size {self.val_size} with val_fraction 0: there is no validation split")
+        if self.val_fraction == 0 and self.stop_collapsed:
+            raise ValueError("stop_collapsed watches the validation split, and val_fraction 0 has none: "
+                             "set stop_collapsed False (test numbers never decide anything)")
         if self.schedule != "baseline" and self.sigma0 == 0:
             raise ValueError(f"schedule {self.schedule!r} needs sigma0 > 0 (sigma0 = 0 is the baseline)")
         if not any(penalties.parse_layer_weights(self.layer_weights)) and self.schedule == "layer_weighted":
@@ -586,7 +595,11 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
             t0 = time.perf_counter()
             row = {"epoch": epoch, **train_epoch(model, optimiser, splits.train, params, epoch, generator)}
             train_seconds = time.perf_counter() - t0
-            val, test = evaluate_splits(model, [splits.val, splits.test], params.eval_batch_size)
+            if len(splits.val):
+                val, test = evaluate_splits(model, [splits.val, splits.test], params.eval_batch_size)
+            else:  # val_fraction 0: no validation split, its columns are null
+                (test,) = evaluate_splits(model, [splits.test], params.eval_batch_size)
+                val = dict.fromkeys(test)
             row.update({f"val_{k}": v for k, v in val.items()})
             row.update({f"test_{k}": v for k, v in test.items()})
             row.update(train_seconds=train_seconds, seconds=time.perf_counter() - t0)
@@ -599,8 +612,9 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
             if params.progress:
                 print(
                     f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  w {row['sparsity_weight']:.3g}  "
-                    f"val acc {row['val_accuracy']:.4f}  val spikes {row['val_spikes']:.0f}  "
-                    f"({row['seconds']:.1f} s)",
+                    + (f"val acc {row['val_accuracy']:.4f}  val spikes {row['val_spikes']:.0f}  "
+                       if len(splits.val) else f"test acc {row['test_accuracy']:.4f}  (no validation)  ")
+                    + f"({row['seconds']:.1f} s)",
                     flush=True,
                 )
             if params.stop_collapsed and epoch < params.epochs and collapsed(record["epochs"]):

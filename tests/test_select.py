@@ -241,3 +241,15 @@ def test_search_edges_name_the_choices_without_a_neighbour():
     assert t2[["schedule", "edge"]].values.tolist()[0] == ["constant", "largest"]
     bracketed = select.points([BASELINE, *linear])
     assert select.search_edges(select.select(bracketed, 0.0), bracketed).empty
+
+
+def test_records_without_a_validation_split_are_refused_by_both_rules():
+    """val_fraction 0 (a retrain on all 50,000 images): no rule may choose on its test numbers."""
+    from lib import robust
+
+    retrain = {**record("linear", 2e-4, [(0.0, 0, 0.6, 100)]), "data": {"train": 50_000, "val": 0, "test": 10_000}}
+    retrain["epochs"][0].update(val_accuracy=None, val_spikes=None)
+    retrain["params"]["val_fraction"] = 0.0
+    for points in (select.points, robust.points):
+        with pytest.raises(select.NoValidationError, match="no validation split.*never on test numbers"):
+            points([BASELINE, retrain])

@@ -137,6 +137,10 @@ def test_crash_while_loading_data_is_recorded_as_failed(cifar10_dir, tmp_path):
         ({"epochs": True}, "epochs must be an integer >= 1, got True"),
         ({"beta": "0.9"}, "beta must be a finite number, got '0.9'"),
         ({"val_fraction": float("nan")}, "val_fraction must be a finite number"),
+        ({"val_fraction": 1.0}, "val_fraction must be in \\[0, 1\\)"),
+        ({"val_fraction": -0.1}, "val_fraction must be in"),
+        ({"val_fraction": 0.0}, "stop_collapsed watches the validation split"),
+        ({"val_fraction": 0.0, "val_size": 100, "stop_collapsed": False}, "no validation split"),
         ({"lr": "1e-3"}, "lr must be a finite number"),
         ({"data_dir": 5}, "data_dir must be a string, got 5 \\(int\\)"),
         ({"layer_weights": [1, 1, 1, 1]}, "layer_weights must be a string"),
@@ -166,6 +170,25 @@ def test_regularisers_run_and_records_hold_synops_and_energy(cifar10_dir, cache_
         assert synops[1:] == pytest.approx([120 * spikes[1], 84 * spikes[2], 10 * spikes[3]])
         assert 16 * spikes[0] <= synops[0] <= 400 * spikes[0]  # lif1: 16 (corner) to 16 * 25
         assert row[f"{name}_energy_pj"] == pytest.approx(0.9 * row[f"{name}_synops"] + 4.6 * 2 * 352_800)
+
+
+@pytest.mark.slow
+def test_val_fraction_0_trains_on_every_training_image_and_records_no_validation(cifar10_dir, cache_dir, tmp_path):
+    """The run setting of a retrain on all 50,000 images: no validation split, null val columns, the
+    same test images as a run with one; the selection rules refuse its records (tests/test_select.py)."""
+    common = dict(data_dir=cifar10_dir, cache_dir=cache_dir, test_size=256, epochs=1, num_steps=4, progress=False,
+                  stop_collapsed=False)
+    whole = run(output_dir=str(tmp_path / "whole"), val_fraction=0.0, train_size=256, **common)
+    split = run(output_dir=str(tmp_path / "split"), train_size=256, val_size=256, **common)
+    assert whole["status"] == "complete" and whole["params"]["val_fraction"] == 0
+    assert whole["data"]["train"] == 256 and whole["data"]["val"] == 0 and whole["data"]["test"] == 256
+    train_idx, val_idx = data.split_indices(50_000, 0.0, seed=0)
+    assert len(val_idx) == 0 and sorted(train_idx.tolist()) == list(range(50_000))
+    row = whole["epochs"][0]
+    assert all(row[k] is None for k in row if k.startswith("val_"))
+    assert 0 < row["test_accuracy"] <= 1 and row["test_spikes"] > 0
+    assert split["data"]["test"] == 256 and split["epochs"][0]["val_accuracy"] is not None
+    assert record.load(tmp_path / "whole" / "record.json", complete=True)["data"]["val"] == 0
 
 
 def test_missing_data_fails_with_instructions(tmp_path, monkeypatch):

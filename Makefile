@@ -33,7 +33,7 @@ RESULTS := $(RESULTS_DIR)/$(basename $(notdir $(PROFILE)))
 # reproduce has made (or, given -o, skipped) install already; make does not pass -o down.
 SUBMAKE = $(MAKE) --no-print-directory -o $(VENV)/.installed PROFILE=$(PROFILE) RESULTS_DIR=$(RESULTS_DIR)
 
-.PHONY: help install test lint clean clean-results reproduce runs tables ablations compare refine pack unpack
+.PHONY: help install test lint clean clean-results reproduce runs tables ablations compare refine pack unpack docs
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -94,6 +94,15 @@ refine: install ## the next stage of PROFILE's sigma0 search from its records (v
 
 compare: install ## after make reproduce: are figures/<profile>'s tables within the measured spread of the committed ones? (exit 1 if not)
 	$(BIN)/python -m lib.compare figures/$(basename $(notdir $(PROFILE))) HEAD:figures/$(basename $(notdir $(PROFILE)))
+
+# The executed notebooks a reader sees without running anything (committed: docs/*.ipynb).
+TUTORIAL := -p schedule linear -p sigma0 2.0e-4 -p train_size 10000 -p val_size 2000 -p test_size 2000 \
+	-p epochs 8 -p threads 1 -p progress False -p output_dir results/tutorial
+docs: install ## executed notebooks: docs/tutorial.ipynb (an 8-epoch run on 10,000 images), docs/tables-paper.ipynb (records/paper)
+	rm -rf results/tutorial
+	$(BIN)/papermill --no-progress-bar notebooks/train.ipynb docs/tutorial.ipynb $(TUTORIAL)
+	$(BIN)/python -m lib.sweep --results records tables paper
+	sed "s|$(CURDIR)/||g" records/paper/tables.ipynb > docs/tables-paper.ipynb
 
 lint: install ## check style with ruff
 	$(BIN)/ruff check lib tests

@@ -169,6 +169,31 @@ def selected_tradeoff(summaries: dict):
     return fig
 
 
+def confirmation(frame):
+    """`lib.report.confirmation`: each choice's test spike reduction on the seeds it was chosen on
+    beside the same (sigma0, epoch) on the held-out seeds (error bars: sd over seeds), a panel per
+    table; a held-out point is filled where it clears our rule's threshold on validation, hollow
+    where it does not."""
+    tables = list(dict.fromkeys(frame["table"]))
+    fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 3.8), squeeze=False, sharey=True)
+    for ax, table in zip(axes[0], tables, strict=True):
+        mine = frame[frame["table"] == table].reset_index(drop=True)
+        x = np.arange(len(mine))
+        for i, row in mine.iterrows():
+            color = PALETTE[row["schedule"]]
+            ax.errorbar(x[i] - 0.15, row["chosen_spike_reduction_mean"] * 100,
+                        yerr=np.nan_to_num(row["chosen_spike_reduction_std"] * 100), marker="o", color=color,
+                        ls="none")
+            ax.errorbar(x[i] + 0.15, row["spike_reduction_mean"] * 100,
+                        yerr=np.nan_to_num(row["spike_reduction_std"] * 100), marker="s", color=color, ls="none",
+                        mfc=color if row["holds"] is True else "white")
+        ax.set(xticks=x, xticklabels=[s.replace("_", " ") for s in mine["schedule"]],
+               title=f"{TABLE_MARKERS[table][1]}: chosen (o) and held out (s)")
+        ax.tick_params(axis="x", rotation=30)
+    axes[0][0].set_ylabel("test spike reduction (%)")
+    return fig
+
+
 def spikes_synops_energy(spikes: list, synops: list, ref: dict, layers=snn.LAYERS):
     """Why spikes and SynOps differ, and what the energy estimate counts, for one evaluation:
     spikes and SynOps per hidden layer (their ratio is the layer's mean fan-out), and the

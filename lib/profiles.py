@@ -108,6 +108,7 @@ class Profile:
     runs: tuple  # of Run, variant by variant, each in grid order
     variants: tuple  # of Variant; one, named "", without factors
     resources: dict = dataclasses.field(default_factory=dict)  # per run on a Ray cluster: RESOURCES
+    chosen: str = ""  # grid.chosen: the tables folder whose choices the grid trains again ("" if none)
 
     @property
     def has_factors(self) -> bool:
@@ -228,13 +229,18 @@ def _setting(name: str, values: dict) -> tuple[dict, list]:
     return params, points
 
 
+def chosen_path(folder: str) -> Path:
+    """`grid.chosen`'s folder: relative to the repository, or absolute."""
+    return Path(folder) if Path(folder).is_absolute() else REPO / folder
+
+
 def chosen_sigma0(folder, where: str = "grid.chosen") -> dict:
     """{schedule: [sigma0, ...]} of the choices in `folder`'s CHOSEN_TABLES (a path relative to
     the repository, or absolute): per schedule the sigma0 our rule chose for Table 1 and Table 2,
     each once, smallest first; `baseline: []`. A schedule without a point in a table adds nothing."""
     if not isinstance(folder, str) or not folder:
         raise ValueError(f"{where}: give a tables folder such as figures/paper, got {folder!r}")
-    path = Path(folder) if Path(folder).is_absolute() else REPO / folder
+    path = chosen_path(folder)
     sigmas: dict[str, list] = {"baseline": []}
     for table in CHOSEN_TABLES:
         file = path / f"{table}.csv"
@@ -313,7 +319,9 @@ def parse_profile(name: str, values: dict) -> Profile:
             variants.append(dataclasses.replace(variant, params=params))
             runs += [Run(*p, variant=variant.name) for p in points]
         profile = Profile(name, variants[0].params, tuple(runs), tuple(variants))
-    profile = dataclasses.replace(profile, resources=resources)
+    grid = values.get("grid")
+    chosen = grid.get("chosen", "") if isinstance(grid, dict) and "factors" not in values else ""
+    profile = dataclasses.replace(profile, resources=resources, chosen=chosen)
     ids = [r.id for r in profile.runs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

@@ -20,6 +20,7 @@ written atomically (a temporary file beside it, then `os.replace`).
 
 from __future__ import annotations
 
+import ast
 import math
 from pathlib import Path
 
@@ -237,6 +238,67 @@ PARETO_COLUMNS = ["schedule", "loss_function", "seed", "sigma0", "epoch", "val_a
 def write_pareto(front: pd.DataFrame, folder, name: str = "pareto_fronts") -> Path:
     """`name`.csv: the points of `lib.select.pareto_front`, their validation and test numbers."""
     frame = front.assign(loss_function=front["schedule"].map(LOSS_FUNCTION))[PARETO_COLUMNS]
+    return write_text(Path(folder) / f"{name}.csv", frame.to_csv(index=False))
+
+
+# ---------------------------------------------------------------------------
+# Held-out seeds: do the choices of one sweep hold on seeds they were not chosen on?
+
+CONFIRMED_TABLES = {"table1": "table1_robust", "table2": "table2_robust"}
+
+
+def _mean_std(values) -> tuple[float, float]:
+    values = list(values)
+    if not values:
+        return math.nan, math.nan
+    return float(pd.Series(values).mean()), float(pd.Series(values).std()) if len(values) > 1 else math.nan
+
+
+def confirmation(records, chosen) -> pd.DataFrame:
+    """A row per (table, schedule) of `chosen`'s table{1,2}_robust.csv (the choices of our rule on
+    the seeds they were chosen on): its sigma0 and epoch, the numbers it was chosen with, and the same
+    (sigma0, epoch) on `records` (other seeds, the same setting): validation and test accuracy mean ±
+    sd, the held-out baseline's reference and margin computed as `lib.robust` computes them (on the
+    held-out seeds with a complete baseline), the threshold reference - tolerance - margin, the spike
+    reduction against each held-out seed's baseline row of our rule, and `holds`: whether the mean
+    validation accuracy over the held-out seeds clears that threshold. Selection reads validation
+    only; the test columns are reported, never used. A choice without its run on a held-out seed
+    leaves that seed out (`seeds` names those used); with none, `holds` is empty."""
+    pts = robust.points(records)
+    base_seeds = set(pts.loc[pts["schedule"] == "baseline", "seed"])
+    pts = pts[pts["seed"].isin(base_seeds)]
+    rows = []
+    for table, csv_name in CONFIRMED_TABLES.items():
+        tolerance = select.TOLERANCES[table]
+        ref, margin = robust.reference(pts)
+        base = robust.select_robust(pts[pts["schedule"] == "baseline"], tolerance).set_index("seed")["test_spikes"]
+        frame = pd.read_csv(Path(chosen) / f"{csv_name}.csv")
+        for _, c in frame[frame["schedule"] != "baseline"].iterrows():
+            if not isinstance(c["sigma0"], str) or not ast.literal_eval(c["sigma0"]):
+                continue  # no point in that table
+            sigma0, epoch = ast.literal_eval(c["sigma0"])[0], ast.literal_eval(c["epoch"])[0]
+            at = pts[(pts["schedule"] == c["schedule"]) & (pts["sigma0"] == sigma0) & (pts["epoch"] == epoch)]
+            at = at.sort_values("seed")
+            val, test = _mean_std(at["val_accuracy"]), _mean_std(at["test_accuracy"])
+            reduction = _mean_std(1 - at["test_spikes"] / at["seed"].map(base))
+            threshold = ref - tolerance - margin
+            rows.append({
+                "table": table, "schedule": c["schedule"], "sigma0": sigma0, "epoch": epoch,
+                "chosen_seeds": int(c["seeds"]), "chosen_test_accuracy_mean": c["test_accuracy_mean"],
+                "chosen_test_accuracy_std": c["test_accuracy_std"],
+                "chosen_spike_reduction_mean": c["spike_reduction_mean"],
+                "chosen_spike_reduction_std": c["spike_reduction_std"],
+                "seeds": " ".join(str(s) for s in at["seed"]),
+                "val_accuracy_mean": val[0], "val_accuracy_std": val[1],
+                "test_accuracy_mean": test[0], "test_accuracy_std": test[1],
+                "reference": ref, "margin": margin, "threshold": threshold,
+                "spike_reduction_mean": reduction[0], "spike_reduction_std": reduction[1],
+                "holds": "" if at.empty or math.isnan(ref) else bool(val[0] >= threshold - select.EPS),
+            })
+    return pd.DataFrame(rows)
+
+
+def write_confirmation(frame: pd.DataFrame, folder, name: str = "confirmation") -> Path:
     return write_text(Path(folder) / f"{name}.csv", frame.to_csv(index=False))
 
 

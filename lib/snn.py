@@ -360,6 +360,27 @@ class SpikingLeNet(nn.Module):
     # spike normalisations such as spikes per neuron per step.
     layer_sizes = (4704, 1600, 120, 84)
 
+    def layers(self) -> list[dict]:
+        """The network as a table, a row per stage from image to logits: name, what it is, its
+        output per image (shape) and, for a LIF layer, its neurons; parameters per weighted layer."""
+        rows, lif = [], iter(LAYERS)
+        stages = [("conv1", self.conv1, (6, 28, 28)), ("lif", None, (6, 28, 28)), ("pool", None, (6, 14, 14)),
+                  ("conv2", self.conv2, (16, 10, 10)), ("lif", None, (16, 10, 10)), ("pool", None, (16, 5, 5)),
+                  ("fc1", self.fc1, (120,)), ("lif", None, (120,)), ("fc2", self.fc2, (84,)), ("lif", None, (84,)),
+                  ("fc3", self.fc3, (10,))]
+        for name, module, shape in stages:
+            row = {"layer": name, "what": "", "shape": "x".join(map(str, shape)), "neurons": "", "parameters": ""}
+            if module is not None:
+                row["what"] = repr(module)
+                row["parameters"] = sum(p.numel() for p in module.parameters())
+            elif name == "lif":
+                row.update(layer=next(lif), what=f"LIF over {self.num_steps} steps", neurons=math.prod(shape))
+            else:
+                row["what"] = "2x2 average pool of the spikes"
+            rows.append(row)
+        rows[-1]["what"] += ", averaged over the steps: the logits"
+        return rows
+
     def forward(self, images, generator=None):
         logits, counts = self.activity(images, generator)
         return logits, torch.stack([c.flatten(1).sum(1) for c in counts], dim=1)

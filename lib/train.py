@@ -53,6 +53,7 @@ where it was made.
 
 from __future__ import annotations
 
+import ast
 import ctypes
 import dataclasses
 import datetime
@@ -186,6 +187,32 @@ class Params:
     def from_namespace(cls, namespace: dict) -> Params:
         """Params from the variables of that name in `namespace` (a notebook's `globals()`)."""
         return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
+
+    @classmethod
+    def from_notebook(cls, namespace: dict, extra=("grid", "factors", "resources")) -> Params:
+        """The checked Params of a notebook's parameters (`namespace`: its `globals()`).
+
+        papermill injects an unknown `-p NAME` with only a warning, and the run would go on with
+        the default: that is refused here, naming it and the valid names. papermill's injected cell
+        opens with "# Parameters" in the kernel's input history `In`; `extra` names the keys a
+        profile passes along (`-f params/<profile>.yaml`) that one run ignores."""
+        injected = {
+            node.id
+            for cell in namespace.get("In", [])
+            if cell.startswith("# Parameters")
+            for node in ast.walk(ast.parse(cell))
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+        }
+        valid = [f.name for f in dataclasses.fields(cls)] + list(extra)
+        unknown = sorted(injected - set(valid))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+        return cls.from_namespace(namespace).check()
+
+    def changes(self) -> dict:
+        """The settings that differ from Params' defaults."""
+        defaults = dataclasses.asdict(Params())
+        return {name: value for name, value in dataclasses.asdict(self).items() if value != defaults[name]}
 
 
 # sigma0 when none is given: Table 1's selection per schedule (the largest sigma0 at no validation

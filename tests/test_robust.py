@@ -140,3 +140,37 @@ def test_caption_states_the_numbers():
     # 0.50 - 0.01 - 0.005 = 0.485
     assert "reference 50.00 %" in text and "2 seeds" in text and "at or above 48.50 %" in text
     assert "margin 0.50 points" in text and text.startswith("Ours, not the paper's rule")
+
+
+def test_the_confirmation_of_chosen_points_on_held_out_seeds_by_hand(tmp_path):
+    """RECORDS as the held-out seeds of another sweep's choices: R = 0.50, margin 0.005, so Table 1's
+    threshold is 0.495 and Table 2's 0.485; our rule's baseline row is epoch 3 in both (test spikes 240, 250)."""
+    from lib import report
+
+    header = ("schedule,seeds,sigma0,epoch,test_accuracy_mean,test_accuracy_std,spike_reduction_mean,"
+              "spike_reduction_std\n")
+    (tmp_path / "table1_robust.csv").write_text(header + 'baseline,2,"[0.0, 0.0]","[3, 3]",0.5,0.0,0.0,0.0\n'
+                                                'constant,2,"[2e-06, 2e-06]","[1, 1]",0.6,0.01,0.7,0.02\n'
+                                                'linear,2,"[2e-06, 2e-06]","[1, 1]",0.6,0.01,0.6,0.02\n'
+                                                'quadratic,0,[],[],,,,\n')
+    (tmp_path / "table2_robust.csv").write_text(header + 'linear,2,"[2e-06, 2e-06]","[1, 1]",0.6,0.01,0.6,0.02\n')
+    frame = report.confirmation(RECORDS, tmp_path)
+    assert list(zip(frame["table"], frame["schedule"], strict=True)) == [
+        ("table1", "constant"), ("table1", "linear"), ("table2", "linear")]
+    assert frame["reference"].tolist() == pytest.approx([0.50] * 3)
+    assert frame["margin"].tolist() == pytest.approx([0.005] * 3)
+    assert frame["threshold"].tolist() == pytest.approx([0.495, 0.495, 0.485])
+    assert frame["val_accuracy_mean"].tolist() == pytest.approx([0.495, 0.485, 0.485])
+    assert frame["holds"].tolist() == [True, False, True]  # 0.495 clears 0.495; 0.485 clears only 0.485
+    # 1 - 90/240 = 0.625 and 1 - 100/250 = 0.6; 1 - 95/240 and 1 - 110/250
+    assert frame["spike_reduction_mean"].tolist() == pytest.approx([0.6125, (1 - 95 / 240 + 1 - 110 / 250) / 2,
+                                                                    (1 - 95 / 240 + 1 - 110 / 250) / 2])
+    assert frame["seeds"].tolist() == ["0 1"] * 3 and frame["chosen_spike_reduction_mean"].tolist() == [0.7, 0.6, 0.6]
+    # a held-out seed without the chosen run is left out of that row, and a row with no run has no verdict
+    one_seed = report.confirmation([r for r in RECORDS if r["run_id"] != "linear-2e-06-1"], tmp_path)
+    assert one_seed["seeds"].tolist() == ["0 1", "0", "0"]
+    none = report.confirmation([r for r in RECORDS if not r["run_id"].startswith("linear-2e-06")], tmp_path)
+    assert none["holds"].tolist() == [True, "", ""]
+    from lib import plots
+
+    assert len(plots.confirmation(frame).axes) == 2

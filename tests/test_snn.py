@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.snn import (
+    LAYERS,
     LIF,
     SURROGATES,
     FastSigmoidSpike,
@@ -227,3 +228,14 @@ def test_inference_lif_recursion_matches_the_autograd_layer_and_keeps_no_graph()
     assert with_grad.grad_fn is not None and without.grad_fn is None
     assert torch.equal(with_grad.detach(), without)
     assert torch.equal(lif_recursion(cur.detach(), p), without)
+
+
+def test_the_layer_table_matches_the_network():
+    net = SpikingLeNet(num_steps=5)
+    rows = net.layers()
+    assert [r["layer"] for r in rows if r["neurons"]] == list(LAYERS)
+    assert tuple(r["neurons"] for r in rows if r["neurons"]) == SpikingLeNet.layer_sizes
+    assert sum(r["parameters"] or 0 for r in rows) == sum(p.numel() for p in net.parameters())
+    _, counts = net.activity(torch.zeros(2, 3, 32, 32))
+    shapes = ["x".join(map(str, c.shape[1:])) for c in counts]
+    assert shapes == [r["shape"] for r in rows if r["neurons"]]

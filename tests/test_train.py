@@ -550,3 +550,15 @@ def test_a_fresh_start_over_an_interrupted_attempt_drops_its_rows_and_weights(wh
     again = run(output_dir=str(out), data_dir=cifar10_dir, cache_dir=cache_dir, **{**RESUMED, "epochs": 1})
     assert [r["epoch"] for r in again["epochs"]] == [1] and "resumed" not in again
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch-001.pt"]
+
+
+def test_params_from_a_notebooks_namespace_refuse_an_injected_unknown_name():
+    """papermill injects `-p NAME` values in a cell opening with "# Parameters": an unknown name there is
+    refused (papermill itself only warns), a profile's own keys are not."""
+    namespace = {"epochs": 3, "grid": {}, "In": ["x = 1", "# Parameters\nepochs = 3\ngrid = {}\n"]}
+    assert Params.from_notebook(namespace).epochs == 3 and Params.from_notebook(namespace).changes() == {"epochs": 3}
+    namespace["In"].append("# Parameters\nlerning_rate = 0.5\n")
+    with pytest.raises(ValueError, match="unknown parameter\\(s\\) lerning_rate; valid: schedule, sigma0"):
+        Params.from_notebook(namespace)
+    with pytest.raises(ValueError, match="epochs must be an integer"):
+        Params.from_notebook({"epochs": 0})

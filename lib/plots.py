@@ -19,7 +19,6 @@ import torch
 from matplotlib.ticker import MaxNLocator
 
 from . import energy, record, schedules, snn
-from .report import LOSS_FUNCTION
 from .select import TOLERANCES
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -148,7 +147,7 @@ def sparsity_accuracy(pts, selected: dict):
                        facecolor="none", edgecolor="red" if table == "table1" else "black", label=label)
             threshold = frame["reference"].max() - TOLERANCES[table]
             ax.axhline(threshold * 100, color="grey", ls=":", lw=1)
-        ax.set(title=LOSS_FUNCTION[schedule], xlabel="val spikes per image", ylabel="val accuracy (%)")
+        ax.set(title=schedules.LABELS[schedule], xlabel="val spikes per image", ylabel="val accuracy (%)")
         ax.legend(fontsize="x-small")
     fig.tight_layout()
     return fig
@@ -230,7 +229,7 @@ def pareto_fronts(front):
         labelled = set()
         for (schedule, _), line in front.groupby(["schedule", "seed"], sort=False):
             color = "black" if schedule == "baseline" else PALETTE[schedule]
-            label = None if schedule in labelled else LOSS_FUNCTION[schedule]
+            label = None if schedule in labelled else schedules.LABELS[schedule]
             labelled.add(schedule)
             ax.plot(line[f"{split}_spikes"], line[f"{split}_accuracy"] * 100, "o-", ms=4, color=color, label=label,
                     drawstyle="steps-post" if split == "val" else "default", lw=1.2)

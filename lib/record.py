@@ -161,3 +161,12 @@ def load(path: Path | str, complete: bool = False) -> Record:
     except (OSError, ValueError) as err:  # json.JSONDecodeError is a ValueError
         raise RecordError(f"{path}: {err}") from None
     return record
+
+
+def silent(spikes_per_layer) -> bool:
+    """The one collapse rule, on one evaluation's spikes per hidden layer: has a layer not one
+    spike? The layers after a silent one receive nothing, so the readout is the same for every
+    image (chance accuracy), and the surrogate passes no gradient back through it, whatever the
+    layers before it still do. A run *collapses* when its last epoch is silent on validation
+    (`lib.select.silent` maps this over points; `lib.train` stops a run silent two epochs running)."""
+    return min(spikes_per_layer) == 0

@@ -27,14 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import paper, provenance, record, robust, select
-
-LOSS_FUNCTION = {  # row labels: the paper's, then the regulariser baselines (ours)
-    **paper.LOSS_FUNCTION,
-    "upper_bound": "C.E. + upper bound (Zenke & Vogels 2021)",
-    "synops": "C.E. + SynOps (after Sorbaro et al. 2020)",
-    "layer_weighted": "C.E. + layer-weighted spikeCount",
-}
-
+from .schedules import LABELS as LOSS_FUNCTION
 
 CAPTIONS = {
     "table1": "Table 1: best validation sparsity with no increase in validation error",

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import math
 
+from . import paper
+
 
 def _constant(sigma0, n, N):
     return sigma0
@@ -70,6 +72,13 @@ REGULARISERS = {
 }
 
 NAMES = (*SCHEDULES, *REGULARISERS)
+
+LABELS = {  # row labels of tables and figures: the paper's (lib.paper), then the regulariser baselines (ours)
+    **paper.LOSS_FUNCTION,
+    "upper_bound": "C.E. + upper bound (Zenke & Vogels 2021)",
+    "synops": "C.E. + SynOps (after Sorbaro et al. 2020)",
+    "layer_weighted": "C.E. + layer-weighted spikeCount",
+}
 """Every schedule name `weight` and `lib.train.run` accept: the paper's, then the baselines."""
 
 GRANULARITIES = ("batch", "epoch")

@@ -29,6 +29,7 @@ import math
 
 import pandas as pd
 
+from .record import silent as silent_layers
 from .schedules import NAMES
 
 TOLERANCES = {"table1": 0.0, "table2": 0.01}
@@ -187,11 +188,9 @@ def summarise(selected: pd.DataFrame) -> pd.DataFrame:
 
 
 def silent(pts: pd.DataFrame) -> pd.Series:
-    """Per point: has a hidden layer not one validation spike? The layers after a silent one
-    receive nothing, so the readout is the same for every image (chance accuracy), and the
-    surrogate passes no gradient back through it, whatever the layers before it still do.
-    This is the one collapse rule: a run *collapses* when its last epoch is silent."""
-    return pts["val_spikes_per_layer"].map(lambda layers: min(layers) == 0).astype(bool)
+    """Per point: has a hidden layer not one validation spike? (`lib.record.silent`, the one
+    collapse rule: a run *collapses* when its last epoch is silent.)"""
+    return pts["val_spikes_per_layer"].map(silent_layers).astype(bool)
 
 
 def collapsed(pts: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,7 @@ it is rejected by `Params.check` before any data is loaded). An output directory
 already holds a finished (complete or collapsed) record is refused before any work: a
 finished run is never overwritten.
 
-A run *collapses* when a hidden layer has not one validation spike (`lib.select.silent`, the
+A run *collapses* when a hidden layer has not one validation spike (`lib.record.silent`, the
 one collapse rule, applied to the epoch rows) in two consecutive epochs: the layers after it
 receive nothing and the surrogate passes no gradient back through it, and the ablation study
 (figures/ablations/README.md) found no such run recovering. With `stop_collapsed` (the default) it
@@ -65,11 +65,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import __version__, data, energy, kernels, penalties, schedules, select
+from . import __version__, data, energy, kernels, penalties, schedules
 from . import record as records
 from .snn import ENCODINGS, LAYERS, SPIKE_NORMALISATIONS, SURROGATES, LIFParameters, SpikingLeNet, spike_count
 
@@ -444,10 +443,8 @@ def evaluate_splits(model, splits, batch_size: int) -> list[dict]:
 
 
 def collapsed(rows: list) -> bool:
-    """Whether the last two epoch rows are both `lib.select.silent` (the module docstring)."""
-    if len(rows) < 2:
-        return False
-    return bool(select.silent(pd.DataFrame(rows[-2:], columns=["val_spikes_per_layer"])).all())
+    """Whether the last two epoch rows are both silent on validation (`lib.record.silent`)."""
+    return len(rows) >= 2 and all(records.silent(row["val_spikes_per_layer"]) for row in rows[-2:])
 
 
 EXPLODED_CE = 10 * math.log(10)  # the divergence rule of the module docstring

@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from lib import archive, models, record, sweep
+from lib import archive, cli, models, record, sweep
 from lib.train import Params, build_model, checkpoint_name, save_checkpoint
 
 torch.set_num_threads(1)
@@ -117,8 +117,8 @@ def test_different_records_of_one_run_are_refused_before_anything_is_written(pro
     assert files(kept) == before
     with pytest.raises(archive.ArchiveError, match=str(path)):
         archive.unpack(profile, kept, first)
-    cli = ["--results", str(first), "pack", str(tmp_path / "p.yaml"), "--archive", str(kept)]
-    assert sweep.main(cli) == 1 and "two different complete records" in capsys.readouterr().err
+    argv = ["--results", str(first), "pack", str(tmp_path / "p.yaml"), "--archive", str(kept)]
+    assert cli.main(argv) == 1 and "two different complete records" in capsys.readouterr().err
     path.unlink()  # the archive's record is the one to keep
-    assert sweep.main(cli) == 0
+    assert cli.main(argv) == 0
     assert "1 records and 2 checkpoints copied" in capsys.readouterr().out

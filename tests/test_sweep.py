@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from lib import record, schedules, sweep, train
+from lib import cli, record, schedules, sweep, train
 
 GRID = {"seeds": [0], "sigma0": {"baseline": [], "linear": [3e-6, 1e-6]}}
 REPO = Path(__file__).resolve().parents[1]
@@ -145,7 +145,7 @@ def test_yaml_file_errors_and_cli_exit_code(tmp_path, capsys):
     path.write_text(yaml.safe_dump({"epochs": 2, "num_step": 4, "grid": GRID}))
     with pytest.raises(ValueError, match="num_step"):
         sweep.load_profile(str(path))
-    assert sweep.main(["check", str(path)]) == 2
+    assert cli.main(["check", str(path)]) == 2
     assert "unknown key(s) num_step" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="available: .*smoke"):
         sweep.load_profile("nonesuch")
@@ -224,15 +224,15 @@ def test_refine_prints_the_next_stage_as_a_grid_that_loads(tmp_path, capsys):
     write(runs["linear-s1e-06-seed0"], [0.6, 0.6], [90, 80])  # Table 1's linear: 1e-6 (3e-6 loses accuracy)
     write(runs["linear-s3e-06-seed0"], [0.5, 0.55], [40, 30])
     # constant 2e-6 has no record yet: no choice, nothing proposed for it
-    assert sweep.main(["--results", str(tmp_path), "refine", str(_profile_file(tmp_path, grid))]) == 0
+    assert cli.main(["--results", str(tmp_path), "refine", str(_profile_file(tmp_path, grid))]) == 0
     out = capsys.readouterr().out
     assert "linear: [7.07e-7, 1.0e-6, 1.41e-6, 3.0e-6]  # new: 7.07e-7, 1.41e-6" in out and "constant" not in out
     pasted = yaml.safe_load("sigma0:\n" + "\n".join(line for line in out.splitlines() if not line.startswith("#")))
     assert pasted["sigma0"]["linear"] == [7.07e-7, 1e-6, 1.41e-6, 3e-6]  # floats, not strings, for YAML 1.1
     assert "within one point" not in out and "Table 1 choice" in out
     # Table 2 (>= 0.59) takes linear 1e-6 too: no more values; nothing to refine without records
-    assert sweep.refine(profile, tmp_path, tables=(1, 2)).count("new:") == 1
-    assert "nothing to refine" in sweep.refine(profile, tmp_path / "none")
+    assert cli.refine(profile, tmp_path, tables=(1, 2)).count("new:") == 1
+    assert "nothing to refine" in cli.refine(profile, tmp_path / "none")
 
 
 def _profile_file(folder, grid):
@@ -389,10 +389,10 @@ def test_check_without_data_names_the_variable_and_tables_of_no_runs_say_so(tmp_
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump({"epochs": 1, "grid": GRID}))
     monkeypatch.delenv("CIFAR10_DIR", raising=False)
-    assert sweep.main(["check", str(path), "--results", str(tmp_path)]) == 2
+    assert cli.main(["check", str(path), "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "CIFAR10_DIR" in err and "cifar-10-batches-py" in err and "train/<class>" in err
-    assert sweep.main(["tables", str(path), "--results", str(tmp_path), "--figures", str(tmp_path / "f")]) == 0
+    assert cli.main(["tables", str(path), "--results", str(tmp_path), "--figures", str(tmp_path / "f")]) == 0
     assert "no complete runs of profile p" in capsys.readouterr().out
     assert not (tmp_path / "f").exists()
 

@@ -185,7 +185,7 @@ def confirmation(frame):
                         ls="none")
             ax.errorbar(x[i] + 0.15, row["spike_reduction_mean"] * 100,
                         yerr=np.nan_to_num(row["spike_reduction_std"] * 100), marker="s", color=color, ls="none",
-                        mfc=color if row["holds"] is True else "white")
+                        mfc=color if row["holds"] != "" and bool(row["holds"]) else "white")
         ax.set(xticks=x, xticklabels=[s.replace("_", " ") for s in mine["schedule"]],
                title=f"{TABLE_MARKERS[table][1]}: chosen (o) and held out (s)")
         ax.tick_params(axis="x", rotation=30)

@@ -247,6 +247,20 @@ def _mean_std(values) -> tuple[float, float]:
     return float(pd.Series(values).mean()), float(pd.Series(values).std()) if len(values) > 1 else math.nan
 
 
+def _at_epoch(runs: pd.DataFrame, epoch: int) -> tuple[pd.DataFrame, list]:
+    """Each seed's point at `epoch` among `runs` (one schedule and sigma0), sorted by seed; a run
+    that collapsed before it (its last epoch silent, `select.silent`, and earlier than `epoch`) gives
+    its last epoch instead, the silent network it stopped as, and its seed is listed."""
+    rows, collapsed = [], []
+    for seed, run in runs.sort_values("epoch").groupby("seed", sort=True):
+        if (run["epoch"] == epoch).any():
+            rows.append(run[run["epoch"] == epoch].iloc[0])
+        elif run["epoch"].max() < epoch and select.silent(run.tail(1)).iloc[0]:
+            rows.append(run.iloc[-1])
+            collapsed.append(int(seed))
+    return pd.DataFrame(rows, columns=runs.columns), collapsed
+
+
 def confirmation(records, chosen) -> pd.DataFrame:
     """A row per (table, schedule) of `chosen`'s table{1,2}_robust.csv (the choices of our rule on
     the seeds they were chosen on): its sigma0 and epoch, the numbers it was chosen with, and the same
@@ -256,7 +270,9 @@ def confirmation(records, chosen) -> pd.DataFrame:
     reduction against each held-out seed's baseline row of our rule, and `holds`: whether the mean
     validation accuracy over the held-out seeds clears that threshold. Selection reads validation
     only; the test columns are reported, never used. A choice without its run on a held-out seed
-    leaves that seed out (`seeds` names those used); with none, `holds` is empty."""
+    leaves that seed out (`seeds` names those used); with none, `holds` is empty. A run that
+    collapsed (stopped silent) before the chosen epoch counts with its last, silent epoch
+    (`collapsed_seeds`): the network the choice gives on that seed."""
     pts = robust.points(records)
     base_seeds = set(pts.loc[pts["schedule"] == "baseline", "seed"])
     pts = pts[pts["seed"].isin(base_seeds)]
@@ -270,8 +286,7 @@ def confirmation(records, chosen) -> pd.DataFrame:
             if not isinstance(c["sigma0"], str) or not ast.literal_eval(c["sigma0"]):
                 continue  # no point in that table
             sigma0, epoch = ast.literal_eval(c["sigma0"])[0], ast.literal_eval(c["epoch"])[0]
-            at = pts[(pts["schedule"] == c["schedule"]) & (pts["sigma0"] == sigma0) & (pts["epoch"] == epoch)]
-            at = at.sort_values("seed")
+            at, collapsed = _at_epoch(pts[(pts["schedule"] == c["schedule"]) & (pts["sigma0"] == sigma0)], epoch)
             val, test = _mean_std(at["val_accuracy"]), _mean_std(at["test_accuracy"])
             reduction = _mean_std(1 - at["test_spikes"] / at["seed"].map(base))
             threshold = ref - tolerance - margin
@@ -281,7 +296,7 @@ def confirmation(records, chosen) -> pd.DataFrame:
                 "chosen_test_accuracy_std": c["test_accuracy_std"],
                 "chosen_spike_reduction_mean": c["spike_reduction_mean"],
                 "chosen_spike_reduction_std": c["spike_reduction_std"],
-                "seeds": " ".join(str(s) for s in at["seed"]),
+                "seeds": " ".join(str(s) for s in at["seed"]), "collapsed_seeds": " ".join(map(str, collapsed)),
                 "val_accuracy_mean": val[0], "val_accuracy_std": val[1],
                 "test_accuracy_mean": test[0], "test_accuracy_std": test[1],
                 "reference": ref, "margin": margin, "threshold": threshold,

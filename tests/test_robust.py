@@ -171,6 +171,13 @@ def test_the_confirmation_of_chosen_points_on_held_out_seeds_by_hand(tmp_path):
     assert one_seed["seeds"].tolist() == ["0 1", "0", "0"]
     none = report.confirmation([r for r in RECORDS if not r["run_id"].startswith("linear-2e-06")], tmp_path)
     assert none["holds"].tolist() == [True, "", ""]
+    # a run that collapsed (stopped silent) before the chosen epoch counts with its last, silent epoch
+    (tmp_path / "table2_robust.csv").write_text(header + 'linear,2,"[2e-06, 2e-06]","[3, 3]",0.6,0.01,0.6,0.02\n')
+    dead = [{**r, "epochs": [{**r["epochs"][0], "val_accuracy": 0.1, "val_spikes_per_layer": [5, 0]}]}
+            if r["run_id"].startswith("linear-2e-06") else r for r in RECORDS]
+    row = report.confirmation(dead, tmp_path).iloc[-1]
+    assert row["collapsed_seeds"] == "0 1" and row["val_accuracy_mean"] == pytest.approx(0.1)
+    assert row["holds"] != "" and not row["holds"]
     from lib import plots
 
     assert len(plots.confirmation(frame).axes) == 2

@@ -33,8 +33,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import models, record, sweep
-from .profiles import Profile, load_profile
+from . import models, record, report, sweep
+from .profiles import Profile, chosen_path, load_profile
 from .train import CHECKPOINTS
 
 
@@ -86,6 +86,11 @@ def selected_checkpoints(collected: sweep.Collected) -> set[tuple[str, str]]:
     """(run id, checkpoint path relative to its folder) of what a later `make tables` may publish
     from these records: the points Tables 1 and 2 select now, and every checkpoint of a seed
     that has no complete baseline yet (module docstring)."""
+    if collected.profile.params.get("val_fraction") == 0:  # nothing is selected: keep the chosen epochs
+        epochs = report.chosen_epochs(chosen_path(collected.profile.chosen))
+        point = {rec["run_id"]: (rec["params"]["schedule"], rec["params"]["sigma0"]) for rec in collected.records}
+        return {(rec["run_id"], e["checkpoint"]) for rec in collected.records for e in rec["epochs"]
+                if e.get("checkpoint") and e["epoch"] in epochs.get(point[rec["run_id"]], ())}
     frame = models.index(collected)
     by_point = models.checkpoint_paths(collected)
     published = frame[frame["state_dict"] != ""]

@@ -306,6 +306,54 @@ def confirmation(records, chosen) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _choices(chosen, csv_name: str) -> list[tuple[str, float, int]]:
+    """(schedule, sigma0, epoch) of each row with a point in `chosen`/`csv_name`.csv, baseline included."""
+    frame = pd.read_csv(Path(chosen) / f"{csv_name}.csv")
+    out = []
+    for _, c in frame.iterrows():
+        if isinstance(c["sigma0"], str) and ast.literal_eval(c["sigma0"]):
+            out.append((c["schedule"], ast.literal_eval(c["sigma0"])[0], ast.literal_eval(c["epoch"])[0]))
+    return out
+
+
+def chosen_epochs(chosen) -> dict[tuple[str, float], set]:
+    """(schedule, sigma0) -> the epochs `chosen`'s Tables 1 and 2 (our rule) chose for it."""
+    out: dict[tuple[str, float], set] = {}
+    for csv_name in CONFIRMED_TABLES.values():
+        for schedule, sigma0, epoch in _choices(chosen, csv_name):
+            out.setdefault((schedule, sigma0), set()).add(epoch)
+    return out
+
+
+def final_tables(records, chosen) -> dict[str, pd.DataFrame]:
+    """Tables 1 and 2 of runs trained again without a validation split (`val_fraction` 0) at the
+    choices of `chosen`'s table{1,2}_robust.csv: per schedule and seed the test numbers at the
+    chosen (sigma0, epoch), summarised like `select.summarise` (the columns of the robust tables;
+    nothing is selected), then the chosen sweep's numbers beside them (`*_chosen_mean`) and the
+    change (`test_accuracy_change`, `spike_reduction_change`: this minus that, in fractions).
+    A (schedule, seed) without its run is noted, as the selection rules note a missing point."""
+    pts = select.points(records, validation=False)
+    seeds = sorted(pts["seed"].unique())
+    out = {}
+    for table, csv_name in CONFIRMED_TABLES.items():
+        rows = []
+        for schedule, sigma0, epoch in _choices(chosen, csv_name):
+            at = pts[(pts["schedule"] == schedule) & (pts["sigma0"] == sigma0) & (pts["epoch"] == epoch)]
+            for seed in seeds:
+                row = at[at["seed"] == seed]
+                rows.append({**row.iloc[0].to_dict(), "note": ""} if len(row) else
+                            {"schedule": schedule, "seed": seed, "sigma0": sigma0, "epoch": epoch,
+                             "note": f"no complete run at epoch {epoch}"})
+        summary = select.summarise(pd.DataFrame(rows, columns=[*pts.columns, "note"]))
+        before = pd.read_csv(Path(chosen) / f"{csv_name}.csv").set_index("schedule")
+        accuracy = summary["schedule"].map(before["test_accuracy_mean"])
+        reduction = summary["schedule"].map(before["spike_reduction_mean"])
+        out[table] = summary.assign(test_accuracy_chosen_mean=accuracy, spike_reduction_chosen_mean=reduction,
+                                    test_accuracy_change=summary["test_accuracy_mean"] - accuracy,
+                                    spike_reduction_change=summary["spike_reduction_mean"] - reduction)
+    return out
+
+
 def write_confirmation(frame: pd.DataFrame, folder, name: str = "confirmation") -> Path:
     return write_text(Path(folder) / f"{name}.csv", frame.to_csv(index=False))
 

@@ -58,11 +58,14 @@ def require_validation(records) -> None:
                 "(sigma0, epoch) chosen on another sweep's validation (params/paper.yaml's, for example)")
 
 
-def points(records) -> pd.DataFrame:
+def points(records, validation: bool = True) -> pd.DataFrame:
     """One row per (run, epoch) of complete records: the hyperparameters and the metrics.
-    Records without a validation split are refused (`require_validation`)."""
+    Records without a validation split are refused (`require_validation`); `validation=False`
+    reads them, their val_* columns null, to report points chosen on another sweep's validation
+    (`lib.report.final_tables`), never to select."""
     records = list(records)
-    require_validation(records)
+    if validation:
+        require_validation(records)
     rows = []
     for record in records:
         p = record["params"]

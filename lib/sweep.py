@@ -354,15 +354,19 @@ def report(collected: Collected) -> tuple[str, bool]:
 
 
 def tables(profile: str, results: Path, figures: Path) -> Path | None:
-    """Execute the profile's report notebook (tables.ipynb; ablations.ipynb with factors) on its
-    complete records into results/<profile>/; None (and nothing run) without a complete record."""
+    """Execute the profile's report notebook (tables.ipynb; ablations.ipynb with factors; final.ipynb
+    without a validation split) on its complete records into results/<profile>/; None (and nothing
+    run) without a complete record."""
     import papermill
 
     path = profile_path(profile).resolve()
     collected = collect(str(path), results)
     if not collected.records:
         return None
-    name = "ablations" if collected.profile.has_factors else "tables"
+    if collected.profile.has_factors:
+        name = "ablations"
+    else:  # no validation split (val_fraction 0): its chosen points are reported, nothing is selected
+        name = "final" if collected.profile.params.get("val_fraction") == 0 else "tables"
     out = Path(results) / collected.profile.name / f"{name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(

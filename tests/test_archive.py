@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from lib import archive, cli, models, record, sweep
+from lib import archive, cli, energy, models, record, sweep
 from lib.train import Params, build_model, checkpoint_name, save_checkpoint
 
 torch.set_num_threads(1)
@@ -122,3 +122,39 @@ def test_different_records_of_one_run_are_refused_before_anything_is_written(pro
     path.unlink()  # the archive's record is the one to keep
     assert cli.main(argv) == 0
     assert "1 records and 2 checkpoints copied" in capsys.readouterr().out
+
+
+def test_a_sweep_without_validation_keeps_its_chosen_epochs_and_reports_them(tmp_path, cifar10_dir, monkeypatch):
+    """val_fraction 0 (params/paper-final.yaml's setting): nothing can be selected, so pack keeps the
+    checkpoints of the epochs the chosen tables name, and the tables step runs notebooks/final.ipynb."""
+    monkeypatch.setenv("CIFAR10_DIR", cifar10_dir)
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    header = "schedule,seeds,sigma0,epoch,test_accuracy_mean,spike_reduction_mean\n"
+    (chosen / "table1_robust.csv").write_text(header + 'baseline,2,"[0.0, 0.0]","[2, 2]",0.4,0.0\n'
+                                              'linear,2,"[1e-06, 1e-06]","[1, 1]",0.39,0.3\n')
+    (chosen / "table2_robust.csv").write_text(header + 'baseline,2,"[0.0, 0.0]","[2, 2]",0.4,0.0\n'
+                                              'linear,2,"[1e-06, 1e-06]","[2, 2]",0.38,0.35\n')
+    setting = {"epochs": 2, "num_steps": 2, "val_fraction": 0.0, "stop_collapsed": False}
+    path = tmp_path / "final.yaml"
+    path.write_text(yaml.safe_dump({**setting, "grid": {"seeds": [0], "chosen": str(chosen)}}))
+    profile = sweep.load_profile(str(path))
+    results = tmp_path / "results"
+    for i, run in enumerate(profile.runs):
+        folder = sweep.run_dir(profile, run, results)
+        params = vars(Params(schedule=run.schedule, sigma0=run.sigma0, seed=run.seed, **setting))
+        for n in (1, 2):
+            torch.manual_seed(10 * i + n)
+            save_checkpoint(build_model(Params(**params)), folder / checkpoint_name(n))
+        epochs = [{**epoch_row(n, 0.0, 800 - 100 * n - 300 * i), "val_accuracy": None, "val_spikes": None}
+                  for n in (1, 2)]
+        record.write(folder / "record.json", {"version": record.VERSION, "status": "complete", "params": params,
+                                              "epochs": epochs, "data": {"train": 50_000, "val": 0, "test": 10_000},
+                                              "energy": energy.reference(build_model(Params(**params)))})
+    archive.pack(profile, results, tmp_path / "records")
+    assert [f for f in files(tmp_path / "records") if f.endswith(".pt")] == [
+        "final/baseline-seed0/checkpoints/epoch-002.pt", "final/linear-s1e-06-seed0/checkpoints/epoch-001.pt",
+        "final/linear-s1e-06-seed0/checkpoints/epoch-002.pt"]
+    assert sweep.tables(str(path), results, tmp_path / "figures") is not None
+    table = (tmp_path / "figures/final/table1.csv").read_text()
+    assert "spike_reduction_change" in table and (tmp_path / "figures/final/table2.md").exists()

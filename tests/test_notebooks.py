@@ -161,7 +161,7 @@ def test_two_seeds_give_mean_and_sd_through_the_tables(tmp_path, cifar10_dir, ca
 
 def test_committed_notebooks_are_clean_and_parameters_match_params():
     fields = list(train.Params.__dataclass_fields__)
-    for name in ("train.ipynb", "tables.ipynb", "ablations.ipynb"):
+    for name in ("train.ipynb", "tables.ipynb", "ablations.ipynb", "final.ipynb"):
         nb = nbformat.read(NOTEBOOKS / name, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert all(not c.outputs and c.execution_count is None for c in code), f"{name} has outputs"

@@ -181,3 +181,33 @@ def test_the_confirmation_of_chosen_points_on_held_out_seeds_by_hand(tmp_path):
     from lib import plots
 
     assert len(plots.confirmation(frame).axes) == 2
+
+
+def test_final_tables_report_a_retrain_without_validation_at_the_chosen_points_by_hand(tmp_path):
+    """val_fraction 0 records (no validation split) at figures/paper-like choices: nothing is
+    selected, each choice is read at its epoch, and set beside the chosen sweep's numbers."""
+    from lib import report
+
+    def retrain(schedule, sigma0, seed, rows):
+        rec = record(schedule, sigma0, seed, [(0.0, 0, ta, ts) for ta, ts in rows])
+        for e in rec["epochs"]:
+            e.update(val_accuracy=None, val_spikes=None, val_spikes_per_layer=None, val_synops=None)
+        rec["params"]["val_fraction"] = 0.0
+        return {**rec, "data": {"train": 50_000, "val": 0, "test": 10_000}}
+
+    records = [retrain("baseline", 0.0, 0, [(0.50, 300), (0.60, 200)]),
+               retrain("baseline", 0.0, 1, [(0.52, 320), (0.62, 220)]),
+               retrain("linear", 2e-6, 0, [(0.55, 150), (0.58, 100)])]  # linear on seed 1: not run
+    header = "schedule,seeds,sigma0,epoch,test_accuracy_mean,spike_reduction_mean\n"
+    for name in ("table1_robust", "table2_robust"):
+        (tmp_path / f"{name}.csv").write_text(header + 'baseline,2,"[0.0, 0.0]","[2, 2]",0.6,0.0\n'
+                                              'linear,2,"[2e-06, 2e-06]","[2, 2]",0.55,0.4\n')
+    table = report.final_tables(records, tmp_path)["table1"].set_index("schedule")
+    assert table.loc["baseline", "test_accuracy_mean"] == pytest.approx(0.61) and table.loc["baseline", "seeds"] == 2
+    assert table.loc["linear", "seeds"] == 1 and table.loc["linear", "test_accuracy_mean"] == pytest.approx(0.58)
+    assert table.loc["linear", "spike_reduction_mean"] == pytest.approx(0.5)  # 1 - 100 / 200, seed 0's baseline row
+    assert table.loc["linear", "notes"] == "no complete run at epoch 2"
+    assert table.loc["linear", "test_accuracy_change"] == pytest.approx(0.03)
+    assert table.loc["linear", "spike_reduction_change"] == pytest.approx(0.1)
+    with pytest.raises(select.NoValidationError):
+        robust.points(records)  # selecting on these records stays refused

@@ -68,6 +68,17 @@ def test_the_held_out_profile_trains_our_rules_choices_at_the_paper_setting():
     assert {r.sigma0 for r in heldout.runs} <= {r.sigma0 for r in paper.runs}  # only points of the searched grid
 
 
+def test_the_final_profile_retrains_the_same_choices_without_a_validation_split():
+    """params/paper-final.yaml: the paper profile's setting but val_fraction 0 (all 50,000 images) and
+    no collapse stop (it watches validation); the held-out profile's choices, on seeds 0 and 1."""
+    final, paper = sweep.load_profile("paper-final"), sweep.load_profile("paper")
+    heldout = sweep.load_profile("paper-heldout")
+    assert {k: v for k, v in final.params.items() if k not in ("val_fraction", "stop_collapsed")} == paper.params
+    assert final.params["val_fraction"] == 0 and final.params["stop_collapsed"] is False
+    assert final.chosen == "figures/paper" and {r.seed for r in final.runs} == {0, 1}
+    assert {(r.schedule, r.sigma0) for r in final.runs} == {(r.schedule, r.sigma0) for r in heldout.runs}
+
+
 def test_a_chosen_grid_reads_the_tables_and_refuses_what_it_cannot_read(tmp_path):
     header = "schedule,seeds,sigma0,epoch\n"
     (tmp_path / "table1_robust.csv").write_text(header + 'baseline,2,"[0.0, 0.0]","[5, 5]"\n'

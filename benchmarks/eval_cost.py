@@ -38,7 +38,7 @@ from lib.train import Params, build_model, evaluate_splits, keep_freed_memory, t
 
 @torch.no_grad()
 def evaluate_before(model, split: data.Split, batch_size: int) -> dict:
-    """lib.train.evaluate as it was before issue 15 (with LIF layers patched back by `old_lif`)."""
+    """lib.train.evaluate as it was before the layer-by-layer evaluation (with LIF layers patched back by `old_lif`)."""
     model.eval()
     fanout = energy.fanouts(model)
     correct, spikes = 0, torch.zeros(len(snn.LAYERS), dtype=torch.float64)

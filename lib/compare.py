@@ -18,10 +18,11 @@ it when the sd is right; the square root is the sd of a difference of two means 
 seeds). sd is the table's own sd over seeds where it has at least 2 seeds, else DEFAULT_SD:
 
     DEFAULT_SD = sqrt(mean(d^2) / 2) over the differences d between two runs of the quick
-    profile, seed 0, on two 2-core AMD EPYC machines (the committed figures/quick and a
-    fresh clone's rerun, issue 16): test accuracy d = 0.34, 0.56, 0.98 points (Table 1's
-    baseline, constant, alternating) -> 0.48 points; spike reduction d = 20.9, 19.5
-    (Table 1), 11.9, 9.2, 1.5 (Table 2) -> 10.2 points.
+    profile, seed 0, on two 2-core AMD EPYC machines (the one-seed quick tables and a rerun
+    from a fresh clone, whose records are not in this repository): test accuracy d = 0.34,
+    0.56, 0.98 points (Table 1's baseline, constant, alternating) -> 0.48 points; spike
+    reduction d = 20.9, 19.5 (Table 1), 11.9, 9.2, 1.5 (Table 2) -> 10.2 points. A default
+    to replace (--sd-accuracy, --sd-reduction) once several seeds give a measured sd.
 
 That is a machine-to-machine spread of one seed, not a seed-to-seed sd; `--sd-accuracy` and
 `--sd-reduction` replace it (fractions, e.g. 0.005). sigma0 and epochs are shown, not judged:

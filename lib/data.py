@@ -181,7 +181,7 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "explicit-sparsity"
 
 
-CACHE_FORMAT = 2  # 2: labels from CLASSES (issue 12.1); bump whenever decoding or labelling changes
+CACHE_FORMAT = 2  # 2: labels from CLASSES; bump whenever decoding or labelling changes
 
 
 def _decoder() -> str:

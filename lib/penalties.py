@@ -48,8 +48,8 @@ def synops(counts, fanout):
 
 def layer_weighted(counts, layer_weights):
     """spikeCount with a weight per hidden layer, sum_l lambda_l * spikes_l, averaged over the
-    batch: Allred et al. 2020's term (eq. 3) when every lambda_l is 1; ours beyond that (issue
-    5). It sits between spikeCount and `synops`: with lambda_l the fan-out of layer l it is
+    batch: Allred et al. 2020's term (eq. 3) when every lambda_l is 1; ours beyond that.
+    It sits between spikeCount and `synops`: with lambda_l the fan-out of layer l it is
     `synops` for lif2..lif4, whose neurons share one fan-out (120, 84, 10)."""
     return sum(lam * c.flatten(1).sum(1) for lam, c in zip(layer_weights, counts, strict=True)).mean()
 

@@ -44,7 +44,7 @@ epoch, `wall_seconds` adds up the attempts (to their last recorded epochs: the e
 when one stopped is lost). Anything else in the folder starts a fresh run.
 
 The record's `machine` is the hardware fingerprint of `machine()`: the floating-point kernels
-differ between machines, and training amplifies the difference (issue 16), so every number says
+differ between machines, and training amplifies the difference, so every number says
 where it was made.
 
     from lib.train import run

@@ -80,3 +80,23 @@ def test_the_front_page_is_short_and_has_its_parts():
                  "## How to cite", "## Licence"):
         assert part in README
     assert (REPO / "LICENSE").exists() and (REPO / "CITATION.cff").exists()
+
+
+def test_the_paper_profiles_search_table_is_its_records():
+    """figures/paper/README.md's 'How the grid was searched': each run's best validation accuracy."""
+    text = (REPO / "figures/paper/README.md").read_text().split("## How the grid was searched")[1]
+    cells = {}
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.strip("|").split("|")]
+        if len(parts) == 5 and parts[1] not in ("sigma0", "---"):
+            cells[(parts[0].replace(" ", "_"), float(parts[1]))] = parts[3:]
+    seen = set()
+    for path in (REPO / "records/paper").glob("*/record.json"):
+        rec = json.loads(path.read_text())
+        key = (rec["params"]["schedule"], rec["params"]["sigma0"])
+        best = max(e["val_accuracy"] for e in rec["epochs"]) * 100
+        cell = cells[key][rec["params"]["seed"]]
+        assert cell.startswith(f"{best:.2f} %"), (key, cell)
+        assert ("collapsed" in cell) == (rec["status"] == "collapsed")
+        seen.add(key)
+    assert seen == set(cells) and len(seen) == 40

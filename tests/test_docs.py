@@ -100,3 +100,13 @@ def test_the_paper_profiles_search_table_is_its_records():
         assert ("collapsed" in cell) == (rec["status"] == "collapsed")
         seen.add(key)
     assert seen == set(cells) and len(seen) == 40
+
+
+def test_the_held_out_collapse_quoted_is_in_the_records():
+    """The README's held-out sentence: constant 1.2e-4 collapsed on each of seeds 2, 3, 4."""
+    assert "constant's chosen σ0, 1.2e-4,\n  silenced lif3 and lif4 in the first epoch on each of the three" in README
+    for seed in (2, 3, 4):
+        rec = json.loads((REPO / f"records/paper-heldout/constant-s0.00012-seed{seed}/record.json").read_text())
+        assert rec["status"] == "collapsed" and rec["params"]["sigma0"] == 1.2e-4
+        assert rec["epochs"][0]["val_spikes_per_layer"][2:] == [0.0, 0.0]  # lif3 and lif4 silent in epoch 1
+        assert rec["epochs"][-1]["val_accuracy"] < 0.11  # chance

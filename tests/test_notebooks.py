@@ -66,6 +66,20 @@ def test_a_run_through_papermill_leaves_notebook_and_complete_record(smoke):
 
 
 @pytest.mark.slow
+def test_the_notebooks_tutorial_cells_leave_the_run_as_lib_train_makes_it(smoke, tmp_path):
+    """The tutorial forwards a batch and takes an optimiser step before `train.run`: the run itself must
+    not see it (it seeds its own network and generators), so its rows equal an in-process run's."""
+    profile, results = smoke
+    run = profile.run("linear-s1e-06-seed0")
+    through_notebook = record.load(sweep.run_dir(profile, run, results) / "record.json", complete=True)
+    params = {**sweep.run_params(profile, run, results), "progress": False, "output_dir": str(tmp_path / "run")}
+    in_process = train.run(**params)
+    timing = ("seconds", "train_seconds")
+    assert [{k: v for k, v in e.items() if k not in timing} for e in through_notebook["epochs"]] == \
+        [{k: v for k, v in e.items() if k not in timing} for e in in_process["epochs"]]
+
+
+@pytest.mark.slow
 def test_second_sweep_trains_nothing(smoke):
     profile, results = smoke
     assert [sweep.state(profile, r, results) for r in profile.runs] == ["complete"] * len(profile.runs)

@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib import data, energy, snn  # noqa: E402
-from lib.train import Params, build_model, evaluate_splits, keep_freed_memory, train_epoch  # noqa: E402
+from lib.train import Params, evaluate_splits, initial_network, keep_freed_memory, train_epoch  # noqa: E402
 
 
 @torch.no_grad()
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     cifar = data.load_cifar10(data.resolve_data_dir(None), None)
     splits = data.prepare(cifar, 0, 0.2, params.train_size, params.val_size, params.test_size)
     torch.manual_seed(0)
-    model = build_model(params)
+    model = initial_network(params)
     optimiser = torch.optim.Adam(model.parameters(), lr=params.lr)
     generator = torch.Generator().manual_seed(0)
     rounds = []
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
         t1 = time.perf_counter()
         fast = evaluate_splits(model, [splits.val, splits.test], params.eval_batch_size)
         t2 = time.perf_counter()
-        before = old_lif(build_model(params))
+        before = old_lif(initial_network(params))
         before.load_state_dict(model.state_dict())
         t3 = time.perf_counter()
         ref = [evaluate_before(before, s, 1000) for s in (splits.val, splits.test)]

@@ -41,7 +41,7 @@ def main():
     splits = data.prepare(data.load_cifar10(data.resolve_data_dir(), None), params.seed, params.val_fraction,
                           params.train_size, params.val_size, params.test_size, torch.device("cpu"))
     torch.manual_seed(params.seed)
-    model = train.build_model(params)
+    model = train.initial_network(params)
     if args.state:
         model.load_state_dict(torch.load(args.state, map_location="cpu"))
     else:

@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib import data  # noqa: E402
-from lib.train import Params, build_model, evaluate_splits, keep_freed_memory, train_epoch  # noqa: E402
+from lib.train import Params, evaluate_splits, initial_network, keep_freed_memory, train_epoch  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "tstudy_cost.json"
 STEPS = (8, 16, 32)
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
         for steps in STEPS if r % 2 == 0 else reversed(STEPS):
             params = Params(num_steps=steps, epochs=10, schedule="linear", sigma0=2e-4, progress=False)
             torch.manual_seed(0)
-            model = build_model(params)
+            model = initial_network(params)
             optimiser = torch.optim.Adam(model.parameters(), params.lr)
             t0 = time.perf_counter()
             train_epoch(model, optimiser, splits.train, params, 1, torch.Generator().manual_seed(0))

@@ -135,7 +135,7 @@ def _table_name(table) -> str:
 def _build(row, path: Path) -> SpikingLeNet:
     """The network of an index row, with the weights of `path`."""
     try:
-        return train.network(json.loads(row["params"]), path, str(path.parent / INDEX), kind="network file")
+        return train.trained_network(json.loads(row["params"]), path, str(path.parent / INDEX), kind="network file")
     except train.CheckpointError as err:
         raise ModelError(str(err)) from None
 

@@ -318,14 +318,14 @@ def load_checkpoint(record_dir, epoch: int) -> SpikingLeNet:
         raise CheckpointError(f"{record_dir / 'record.json'}: no epoch {epoch!r} (recorded: {done})")
     if "checkpoint" not in rows[0]:
         raise CheckpointError(f"{record_dir / 'record.json'}: epoch {epoch} names no checkpoint (a version 1 record)")
-    return network(rec["params"], record_dir / rows[0]["checkpoint"], f"epoch {epoch} of the record")
+    return trained_network(rec["params"], record_dir / rows[0]["checkpoint"], f"epoch {epoch} of the record")
 
 
-def network(params: dict, path: Path, named_by: str, kind: str = "checkpoint") -> SpikingLeNet:
+def trained_network(params: dict, path: Path, named_by: str, kind: str = "checkpoint") -> SpikingLeNet:
     """The network of run parameters `params` with the weights saved at `path`, on the CPU, in
     eval mode; CheckpointError naming `path` (and `named_by`, what listed it) when it is missing
     or unreadable."""
-    model = build_model(Params.from_dict(params))
+    model = initial_network(Params.from_dict(params))
     try:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except FileNotFoundError:
@@ -523,11 +523,12 @@ OPTIMISERS = {
 }
 
 
-def build_model(params: Params) -> SpikingLeNet:
-    """The network of `params`, initialised by PyTorch's defaults (seeded by the caller), then
-    the weights feeding lif2-lif4 scaled by `init_gain`: with the defaults lif3 and lif4 are
-    silent at the start, which passes no surrogate gradient through them."""
-    model = _network(params)
+def initial_network(params: Params) -> SpikingLeNet:
+    """The network a run of `params` starts from: its `architecture`, initialised by PyTorch's
+    defaults (seeded by the caller), then the weights feeding lif2-lif4 scaled by `init_gain`:
+    with the defaults lif3 and lif4 are silent at the start, which passes no surrogate gradient
+    through them."""
+    model = architecture(params)
     if params.init_gain != 1.0:
         with torch.no_grad():
             for layer in (model.conv2, model.fc1, model.fc2):
@@ -535,7 +536,9 @@ def build_model(params: Params) -> SpikingLeNet:
     return model
 
 
-def _network(params: Params) -> SpikingLeNet:
+def architecture(params: Params) -> SpikingLeNet:
+    """The SpikingLeNet of `params`' LIF constants, surrogate, T and encoding, with PyTorch's
+    default initialisation (no `init_gain`)."""
     lif = LIFParameters(
         beta=params.beta,
         threshold=params.threshold,
@@ -601,7 +604,7 @@ def run(params: Params | dict | None = None, **overrides) -> dict:
             "mean": splits.mean, "std": splits.std,
         }
         torch.manual_seed(params.seed)
-        model = build_model(params).to(device)
+        model = initial_network(params).to(device)
         record["energy"] = energy.reference(model)
         optimiser = OPTIMISERS[params.optimiser](model.parameters(), params.lr)
         generator = torch.Generator().manual_seed(params.seed)

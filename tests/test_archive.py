@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from lib import archive, cli, energy, models, record, sweep
-from lib.train import Params, build_model, checkpoint_name, save_checkpoint
+from lib.train import Params, checkpoint_name, initial_network, save_checkpoint
 
 torch.set_num_threads(1)
 pytest.importorskip("nir")  # models.publish writes NIR files
@@ -55,7 +55,7 @@ def train_by_hand(profile, results, runs):
         params = vars(Params(schedule=run.schedule, sigma0=run.sigma0, seed=run.seed, epochs=2, num_steps=2))
         for n in (1, 2):
             torch.manual_seed(10 * i + n)
-            save_checkpoint(build_model(Params(**params)), folder / checkpoint_name(n))
+            save_checkpoint(initial_network(Params(**params)), folder / checkpoint_name(n))
         (folder / "train.ipynb").write_text("{}")  # the executed notebook: never archived
         epochs = [epoch_row(n, *row) for n, row in enumerate(rows, start=1)]
         record.write(folder / "record.json", {"version": record.VERSION, "status": "complete", "params": params,
@@ -145,12 +145,12 @@ def test_a_sweep_without_validation_keeps_its_chosen_epochs_and_reports_them(tmp
         params = vars(Params(schedule=run.schedule, sigma0=run.sigma0, seed=run.seed, **setting))
         for n in (1, 2):
             torch.manual_seed(10 * i + n)
-            save_checkpoint(build_model(Params(**params)), folder / checkpoint_name(n))
+            save_checkpoint(initial_network(Params(**params)), folder / checkpoint_name(n))
         epochs = [{**epoch_row(n, 0.0, 800 - 100 * n - 300 * i), "val_accuracy": None, "val_spikes": None}
                   for n in (1, 2)]
         record.write(folder / "record.json", {"version": record.VERSION, "status": "complete", "params": params,
                                               "epochs": epochs, "data": {"train": 50_000, "val": 0, "test": 10_000},
-                                              "energy": energy.reference(build_model(Params(**params)))})
+                                              "energy": energy.reference(initial_network(Params(**params)))})
     archive.pack(profile, results, tmp_path / "records")
     assert [f for f in files(tmp_path / "records") if f.endswith(".pt")] == [
         "final/baseline-seed0/checkpoints/epoch-002.pt", "final/linear-s1e-06-seed0/checkpoints/epoch-001.pt",

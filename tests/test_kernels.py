@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from lib import kernels, snn
 from lib.data import load_cifar10, prepare
 from lib.snn import SURROGATES, LIFParameters, lif_layer_torch
-from lib.train import Params, build_model
+from lib.train import Params, initial_network
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,7 +123,7 @@ def test_real_cifar10_batches_give_the_same_step(cifar_batches, encoding, monkey
     """A full batch of 64 and the last, short batch (32): spikes and logits bit for bit, gradients
     within 1e-6 relative (equal here)."""
     torch.manual_seed(0)
-    model = build_model(Params(num_steps=16, encoding=encoding))
+    model = initial_network(Params(num_steps=16, encoding=encoding))
     for images, labels in zip(*cifar_batches, strict=True):
         logits, spikes, grads = step(model, images, labels, True, monkeypatch)
         ref_logits, ref_spikes, ref_grads = step(model, images, labels, False, monkeypatch)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lib import models, record, select, sweep, train
-from lib.train import Params, build_model, checkpoint_name, load_checkpoint, save_checkpoint
+from lib.train import Params, checkpoint_name, initial_network, load_checkpoint, save_checkpoint
 
 torch.set_num_threads(1)
 nir = pytest.importorskip("nir")
@@ -63,7 +63,7 @@ def sweep_dir(tmp_path):
         if run_id not in V1:
             for e in epochs:
                 torch.manual_seed(10 * i + e["epoch"])
-                save_checkpoint(build_model(Params(**params)), folder / checkpoint_name(e["epoch"]))
+                save_checkpoint(initial_network(Params(**params)), folder / checkpoint_name(e["epoch"]))
                 e["checkpoint"] = checkpoint_name(e["epoch"])
             rec["version"] = record.VERSION
         record.write(folder / "record.json", rec)

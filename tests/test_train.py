@@ -16,9 +16,9 @@ from lib.train import (
     OPTIMISERS,
     CheckpointError,
     Params,
-    build_model,
     evaluate,
     evaluate_splits,
+    initial_network,
     load_checkpoint,
     run,
     save_checkpoint,
@@ -210,9 +210,9 @@ def test_baseline_ignores_sigma0_and_records_zero(cifar10_dir, cache_dir, tmp_pa
 
 def test_init_gain_scales_the_weights_into_lif2_to_lif4_only():
     torch.manual_seed(0)
-    plain = build_model(Params(init_gain=1.0))
+    plain = initial_network(Params(init_gain=1.0))
     torch.manual_seed(0)
-    scaled = build_model(Params(init_gain=3.0))
+    scaled = initial_network(Params(init_gain=3.0))
     for name in ("conv2", "fc1", "fc2"):
         assert torch.equal(getattr(scaled, name).weight, 3.0 * getattr(plain, name).weight), name
         assert torch.equal(getattr(scaled, name).bias, getattr(plain, name).bias), name
@@ -221,7 +221,7 @@ def test_init_gain_scales_the_weights_into_lif2_to_lif4_only():
 
 
 def test_sgd_optimiser_is_sgd_with_momentum():
-    model = build_model(Params())
+    model = initial_network(Params())
     optimiser = OPTIMISERS["sgd"](model.parameters(), 0.05)
     assert isinstance(optimiser, torch.optim.SGD)
     assert optimiser.defaults["momentum"] == 0.9 and optimiser.defaults["lr"] == 0.05
@@ -256,7 +256,7 @@ def test_every_epoch_saves_a_checkpoint_that_reproduces_the_recorded_numbers(tin
 def make_record_dir(tmp_path, **params):
     """A record naming one checkpoint of a freshly initialised network; returns (folder, model)."""
     torch.manual_seed(1)
-    model = build_model(Params(**params))
+    model = initial_network(Params(**params))
     save_checkpoint(model, tmp_path / "checkpoints" / "epoch-001.pt")
     row = {"epoch": 1, "checkpoint": "checkpoints/epoch-001.pt"}
     record.write(tmp_path / "record.json", {"status": "running", "params": vars(Params(**params)), "epochs": [row]})
@@ -412,7 +412,7 @@ def test_collapsed_needs_two_silent_rows_in_a_row():
 def test_evaluate_splits_equals_per_sample_float64_sums_of_the_autograd_forward():
     # the oracle: every sample's counts from the training-mode graph, summed in float64 one by one
     torch.manual_seed(0)
-    model = build_model(Params(num_steps=6)).eval()
+    model = initial_network(Params(num_steps=6)).eval()
     fanout = energy.fanouts(model)
     split = data.Split(torch.randn(37, 3, 32, 32), torch.randint(0, 10, (37,)))
     logits, counts = model.activity(split.images)

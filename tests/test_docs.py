@@ -110,3 +110,10 @@ def test_the_held_out_collapse_quoted_is_in_the_records():
         assert rec["status"] == "collapsed" and rec["params"]["sigma0"] == 1.2e-4
         assert rec["epochs"][0]["val_spikes_per_layer"][2:] == [0.0, 0.0]  # lif3 and lif4 silent in epoch 1
         assert rec["epochs"][-1]["val_accuracy"] < 0.11  # chance
+
+
+def test_the_suites_cost_quoted_is_the_measured_one():
+    measured = (REPO / "benchmarks/results/make_test.txt").read_text()
+    count = re.search(r"pytest: (\d+) passed", measured).group(1)
+    assert f"(installs .venv/ first); {count} tests, about 16 min with the install" in README
+    assert "install (make install into a new .venv" in measured and "15 min 41 s wall" in measured

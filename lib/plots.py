@@ -172,7 +172,8 @@ def confirmation(frame):
     """`lib.report.confirmation`: each choice's test spike reduction on the seeds it was chosen on
     beside the same (sigma0, epoch) on the held-out seeds (error bars: sd over seeds), a panel per
     table; a held-out point is filled where it clears our rule's threshold on validation, hollow
-    where it does not."""
+    where it does not, and a cross where a seed's run collapsed (its silent network has almost no
+    spikes, which is no sparsity)."""
     tables = list(dict.fromkeys(frame["table"]))
     fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 3.8), squeeze=False, sharey=True)
     for ax, table in zip(axes[0], tables, strict=True):
@@ -183,9 +184,14 @@ def confirmation(frame):
             ax.errorbar(x[i] - 0.15, row["chosen_spike_reduction_mean"] * 100,
                         yerr=np.nan_to_num(row["chosen_spike_reduction_std"] * 100), marker="o", color=color,
                         ls="none")
+            collapsed = isinstance(row.get("collapsed_seeds"), str) and row["collapsed_seeds"].strip()
             ax.errorbar(x[i] + 0.15, row["spike_reduction_mean"] * 100,
-                        yerr=np.nan_to_num(row["spike_reduction_std"] * 100), marker="s", color=color, ls="none",
-                        mfc=color if row["holds"] != "" and bool(row["holds"]) else "white")
+                        yerr=np.nan_to_num(row["spike_reduction_std"] * 100), marker="X" if collapsed else "s",
+                        color=color, ls="none", mfc=color if row["holds"] != "" and bool(row["holds"]) else "white")
+            if collapsed:  # a silent network "removes" every spike: say so, it is no sparsity
+                ax.annotate(f"collapsed (seeds {row['collapsed_seeds']})",
+                            (x[i] + 0.15, row["spike_reduction_mean"] * 100), textcoords="offset points",
+                            xytext=(6, -4), fontsize="x-small")
         ax.set(xticks=x, xticklabels=[s.replace("_", " ") for s in mine["schedule"]],
                title=f"{TABLE_MARKERS[table][1]}: chosen (o) and held out (s)")
         ax.tick_params(axis="x", rotation=30)

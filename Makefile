@@ -101,7 +101,8 @@ TUTORIAL := -p schedule linear -p sigma0 2.0e-4 -p train_size 10000 -p val_size 
 docs: install ## executed notebooks: docs/tutorial.ipynb (an 8-epoch run on 10,000 images), docs/tables-paper.ipynb (records/paper)
 	rm -rf results/tutorial
 	$(BIN)/papermill --no-progress-bar notebooks/train.ipynb docs/tutorial.ipynb $(TUTORIAL)
-	$(BIN)/python -m lib.sweep --results records tables paper
+	@# the tables step's files go to results/docs/ (the committed figures/paper/ stays as it is)
+	$(BIN)/python -m lib.sweep --results records --figures results/docs tables paper
 	sed "s|$(CURDIR)/||g" records/paper/tables.ipynb > docs/tables-paper.ipynb
 
 lint: install ## check style with ruff

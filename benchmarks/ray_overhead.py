@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--scaling", action="store_true", help="also 1 and 2 single-CPU nodes")
     parser.add_argument("--out")
     args = parser.parse_args()
-    profile = sweep.load_profile(args.profile)
+    profile = profiles.load_profile(args.profile)
     path = str(profiles.profile_path(args.profile).resolve())
     n = len(profile.runs)
     result = {"profile": profile.name, "runs": n, "jobs": args.jobs, "rounds": [], "host": platform.node(),

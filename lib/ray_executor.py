@@ -56,7 +56,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import record, sweep
+from . import profiles, record, sweep
 
 EXECUTORS = ("local", "ray")
 INSTALL = "pip install -e '.[ray]'  (or: pip install 'ray==2.60.0')"
@@ -107,7 +107,7 @@ def check_address(address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
-def resources(profile: sweep.Profile, cpus_per_run: int | None, gpus_per_run: float | None, jobs: int) -> dict:
+def resources(profile: profiles.Profile, cpus_per_run: int | None, gpus_per_run: float | None, jobs: int) -> dict:
     """Ray resources of one run of `profile` (see the module docstring), checked."""
     if cpus_per_run is not None and cpus_per_run < 1:
         raise ExecutorError(f"--cpus-per-run must be an integer >= 1, got {cpus_per_run}")
@@ -170,7 +170,7 @@ def _write_atomic(path: Path, content: bytes) -> None:
     record.atomic(path, lambda tmp: tmp.write_bytes(content))
 
 
-def store(profile: sweep.Profile, run: sweep.Run, results: Path, files: dict) -> str:
+def store(profile: profiles.Profile, run: profiles.Run, results: Path, files: dict) -> str:
     """Write a finished task's files as the local executor would leave them; return the run's state."""
     partial = sweep.run_dir(profile, run, results) / "partial"
     shutil.rmtree(partial, ignore_errors=True)
@@ -191,7 +191,7 @@ def store(profile: sweep.Profile, run: sweep.Run, results: Path, files: dict) ->
     return sweep.state(profile, run, results)
 
 
-def pending(profile: sweep.Profile, results: Path) -> list:
+def pending(profile: profiles.Profile, results: Path) -> list:
     """The runs the local executor would train: those without a record (complete or stale)."""
     return [r for r in profile.runs if sweep.state(profile, r, results) not in ("complete", "stale")]
 
@@ -249,7 +249,7 @@ def _check_nodes(ray, res: dict) -> None:
                             + "\n  ".join(missing))
 
 
-def run_sweep(profile: sweep.Profile, results: Path, address: str | None = None, jobs: int = 1,
+def run_sweep(profile: profiles.Profile, results: Path, address: str | None = None, jobs: int = 1,
               cpus_per_run: int | None = None, gpus_per_run: float | None = None, max_retries: int = 3,
               local_cpus: int | None = None, out=sys.stdout) -> bool:
     """Train every pending run of `profile` as a Ray task; True if all runs end complete.
@@ -326,7 +326,7 @@ def main(argv=None) -> int:
             return 0
         if not args.profile:
             parser.error("give a PROFILE")
-        profile = sweep.load_profile(args.profile)
+        profile = profiles.load_profile(args.profile)
         complete = run_sweep(profile, Path(args.results), args.address, args.jobs, args.cpus_per_run,
                              args.gpus_per_run, args.max_retries, args.local_cpus)
     except (ExecutorError, ValueError, FileNotFoundError) as err:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import record
-from .profiles import Profile, Run, Variant, load_profile, parse_profile, profile_path  # noqa: F401 (re-exported)
+from .profiles import Profile, Run, load_profile, profile_path
 from .train import CHECKPOINTS, Params
 
 REPO = Path(__file__).resolve().parents[1]

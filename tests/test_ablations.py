@@ -9,7 +9,7 @@ import pytest
 import yaml
 from matplotlib.figure import Figure
 
-from lib import ablations, sweep
+from lib import ablations, profiles, sweep
 
 STUDY = {
     "epochs": 2,
@@ -48,10 +48,10 @@ def record(schedule, sigma0, rows, params):
 def made(tmp_path):
     path = tmp_path / "abl.yaml"
     path.write_text(yaml.safe_dump(STUDY))
-    s = sweep.load_profile(str(path))
+    s = profiles.load_profile(str(path))
     results = tmp_path / "results"
     for (variant, schedule, sigma0), rows in RUNS.items():
-        run = sweep.Run(schedule, sigma0, 0, variant)
+        run = profiles.Run(schedule, sigma0, 0, variant)
         folder = sweep.run_dir(s, run, results)
         folder.mkdir(parents=True)
         (folder / "record.json").write_text(json.dumps(record(schedule, sigma0, rows, s.variant(variant).params)))

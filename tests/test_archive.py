@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from lib import archive, cli, energy, models, record, sweep
+from lib import archive, cli, energy, models, profiles, record, sweep
 from lib.train import Params, checkpoint_name, initial_network, save_checkpoint
 
 torch.set_num_threads(1)
@@ -43,7 +43,7 @@ def epoch_row(n, val_accuracy, val_spikes):
 def profile(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump({"epochs": 2, "num_steps": 2, "grid": GRID}))
-    return sweep.load_profile(str(path))
+    return profiles.load_profile(str(path))
 
 
 def train_by_hand(profile, results, runs):
@@ -138,7 +138,7 @@ def test_a_sweep_without_validation_keeps_its_chosen_epochs_and_reports_them(tmp
     setting = {"epochs": 2, "num_steps": 2, "val_fraction": 0.0, "stop_collapsed": False}
     path = tmp_path / "final.yaml"
     path.write_text(yaml.safe_dump({**setting, "grid": {"seeds": [0], "chosen": str(chosen)}}))
-    profile = sweep.load_profile(str(path))
+    profile = profiles.load_profile(str(path))
     results = tmp_path / "results"
     for i, run in enumerate(profile.runs):
         folder = sweep.run_dir(profile, run, results)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lib import models, record, select, sweep, train
+from lib import models, profiles, record, select, sweep, train
 from lib.train import Params, checkpoint_name, initial_network, load_checkpoint, save_checkpoint
 
 torch.set_num_threads(1)
@@ -68,7 +68,7 @@ def sweep_dir(tmp_path):
             rec["version"] = record.VERSION
         record.write(folder / "record.json", rec)
         recs.append({**record.load(folder / "record.json", complete=True), "run_id": run_id})
-    profile = sweep.Profile(name="hand", params={}, runs=(), variants=())
+    profile = profiles.Profile(name="hand", params={}, runs=(), variants=())
     return sweep.Collected(profile, recs, []), results
 
 

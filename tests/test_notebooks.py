@@ -17,7 +17,7 @@ import papermill
 import pytest
 import yaml
 
-from lib import archive, record, schedules, sweep, train
+from lib import archive, profiles, record, schedules, sweep, train
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -46,7 +46,7 @@ def smoke(tmp_path_factory, cifar10_dir, cache_dir):
     os.environ.setdefault("CIFAR10_DIR", cifar10_dir)
     os.environ.setdefault("SNN_CACHE_DIR", cache_dir)
     results = tmp_path_factory.mktemp("results")
-    profile = sweep.load_profile("smoke")
+    profile = profiles.load_profile("smoke")
     through_papermill = profile.run("linear-s1e-06-seed0")
     sweep.execute(profile, through_papermill, results)
     complete_in_process(profile, results, skip=(through_papermill,))
@@ -141,12 +141,12 @@ def test_tables_notebook_writes_a_row_per_method_and_every_figure_the_same_from_
 def test_two_seeds_give_mean_and_sd_through_the_tables(tmp_path, cifar10_dir, cache_dir, monkeypatch):
     monkeypatch.setenv("CIFAR10_DIR", cifar10_dir)
     monkeypatch.setenv("SNN_CACHE_DIR", cache_dir)
-    smoke = sweep.load_profile("smoke").params
+    smoke = profiles.load_profile("smoke").params
     values = {**smoke, "epochs": 1, "train_size": 128, "val_size": 128, "test_size": 128,
               "grid": {"seeds": [0, 1], "sigma0": {"baseline": [], "constant": [1.0e-6]}}}
     path = tmp_path / "two_seeds.yaml"
     path.write_text(yaml.safe_dump(values))
-    profile, results, figures = sweep.load_profile(str(path)), tmp_path / "results", tmp_path / "figures"
+    profile, results, figures = profiles.load_profile(str(path)), tmp_path / "results", tmp_path / "figures"
     complete_in_process(profile, results)
     tables(path, results, figures, tmp_path)
     out = figures / "two_seeds"
@@ -195,8 +195,8 @@ def test_committed_notebooks_are_clean_and_parameters_match_params():
 def test_a_failing_run_is_reported_with_its_notebook(tmp_path, cifar10_dir, cache_dir, monkeypatch):
     monkeypatch.setenv("CIFAR10_DIR", cifar10_dir)
     monkeypatch.setenv("SNN_CACHE_DIR", cache_dir)
-    smoke = sweep.load_profile("smoke").params
-    profile = sweep.parse_profile("failing", {**smoke, "epochs": 1, "grid": {
+    smoke = profiles.load_profile("smoke").params
+    profile = profiles.parse_profile("failing", {**smoke, "epochs": 1, "grid": {
         "seeds": [0], "sigma0": {"baseline": [], "constant": [1e300]}}})  # an infinite loss: diverges
     run = profile.run("constant-s1e+300-seed0")
     with pytest.raises(sweep.RunFailed, match=r"loss is inf.*read .*partial/train.ipynb"):

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lib import ray_executor, record, sweep
+from lib import profiles, ray_executor, record, sweep
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"epochs": 1, "num_steps": 2, "train_size": 256, "val_size": 128, "test_size": 128, "batch_size": 64,
@@ -33,7 +33,7 @@ def tiny_profile(tmp_path, name, schedules):
     sigma0 = {"baseline": [], **{s: [1.0e-6] for s in schedules}}
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump({**TINY, "grid": {"seeds": [0], "sigma0": sigma0}}))
-    return sweep.load_profile(str(path))
+    return profiles.load_profile(str(path))
 
 
 def env(**extra):
@@ -76,10 +76,10 @@ def test_a_cluster_address_where_nothing_listens_fails_within_seconds(tmp_path, 
 
 def test_resources_per_run_follow_the_local_executor(monkeypatch):
     monkeypatch.setattr(sweep.os, "cpu_count", lambda: 8)
-    runs = (sweep.Run("baseline", 0.0, 0),)
+    runs = (profiles.Run("baseline", 0.0, 0),)
 
     def profile(**params):  # built directly: a cuda profile is not parsed on a machine without CUDA
-        return sweep.Profile("p", params, runs, (sweep.Variant("", "", "", params),))
+        return profiles.Profile("p", params, runs, (profiles.Variant("", "", "", params),))
 
     assert ray_executor.resources(profile(threads=1), None, None, 4) == {"num_cpus": 1, "num_gpus": 0.0}
     assert ray_executor.resources(profile(), None, None, 2)["num_cpus"] == 4  # 8 cores / 2 jobs
@@ -94,7 +94,7 @@ def test_resources_per_run_follow_the_local_executor(monkeypatch):
 
 
 def test_store_moves_a_complete_run_up_record_last_and_keeps_a_failed_one_in_partial(tmp_path):
-    profile = sweep.parse_profile("p", {"epochs": 1, "grid": {"seeds": [0], "sigma0": {"baseline": []}}})
+    profile = profiles.parse_profile("p", {"epochs": 1, "grid": {"seeds": [0], "sigma0": {"baseline": []}}})
     run = profile.runs[0]
     params = {"schedule": "baseline", "sigma0": 0.0, "seed": 0, "epochs": 1}
     row = {"epoch": 1, "checkpoint": "checkpoints/epoch-001.pt"}

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from lib import cli, record, schedules, sweep, train
+from lib import cli, profiles, record, schedules, sweep, train
 
 GRID = {"seeds": [0], "sigma0": {"baseline": [], "linear": [3e-6, 1e-6]}}
 REPO = Path(__file__).resolve().parents[1]
@@ -28,11 +28,11 @@ def complete_record(params):
 
 def test_shipped_profiles_are_valid_and_cover_every_schedule():
     for name in ("smoke", "quick", "paper"):
-        profile = sweep.load_profile(name)
+        profile = profiles.load_profile(name)
         assert {r.schedule for r in profile.runs} >= set(schedules.SCHEDULES), name
     # the smoke profile runs the regulariser baselines too, so they go through the whole pipeline
-    assert {r.schedule for r in sweep.load_profile("smoke").runs} == set(schedules.NAMES)
-    quick, fine = sweep.load_profile("quick"), sweep.load_profile("quick-fine")
+    assert {r.schedule for r in profiles.load_profile("smoke").runs} == set(schedules.NAMES)
+    quick, fine = profiles.load_profile("quick"), profiles.load_profile("quick-fine")
     assert len(quick.runs) == 16 * 3 and quick.params == fine.params and quick.params["epochs"] == 10
     # quick-fine: 1 baseline + 5 schedules x 7 sigma0 (quick's 2x grid and its sqrt(2) neighbours) per seed,
     # and every run of quick among them, same id and parameters, so quick's records serve it
@@ -42,7 +42,7 @@ def test_shipped_profiles_are_valid_and_cover_every_schedule():
         assert max(b / a for a, b in zip(values, values[1:], strict=False)) < 1.42  # steps of at most sqrt 2
     # the paper profile: baseline + at least 6 sigma0 per schedule (a second stage adds some), every
     # grid in steps of at most sqrt 2, every run on every seed
-    paper = sweep.load_profile("paper")
+    paper = profiles.load_profile("paper")
     sigma0 = 0
     for schedule in set(schedules.SCHEDULES) - {"baseline"}:
         values = sorted({r.sigma0 for r in paper.runs if r.schedule == schedule})
@@ -54,7 +54,7 @@ def test_shipped_profiles_are_valid_and_cover_every_schedule():
 def test_the_held_out_profile_trains_our_rules_choices_at_the_paper_setting():
     """params/paper-heldout.yaml: the paper profile's run parameters, fresh seeds, and per schedule the
     sigma0 of figures/paper's table1_robust and table2_robust, read from the CSVs (not copied)."""
-    heldout, paper = sweep.load_profile("paper-heldout"), sweep.load_profile("paper")
+    heldout, paper = profiles.load_profile("paper-heldout"), profiles.load_profile("paper")
     assert heldout.params == paper.params
     seeds = {r.seed for r in heldout.runs}
     assert seeds == {2, 3, 4} and not seeds & {r.seed for r in paper.runs}
@@ -71,8 +71,8 @@ def test_the_held_out_profile_trains_our_rules_choices_at_the_paper_setting():
 def test_the_final_profile_retrains_the_same_choices_without_a_validation_split():
     """params/paper-final.yaml: the paper profile's setting but val_fraction 0 (all 50,000 images) and
     no collapse stop (it watches validation); the held-out profile's choices, on seeds 0 and 1."""
-    final, paper = sweep.load_profile("paper-final"), sweep.load_profile("paper")
-    heldout = sweep.load_profile("paper-heldout")
+    final, paper = profiles.load_profile("paper-final"), profiles.load_profile("paper")
+    heldout = profiles.load_profile("paper-heldout")
     assert {k: v for k, v in final.params.items() if k not in ("val_fraction", "stop_collapsed")} == paper.params
     assert final.params["val_fraction"] == 0 and final.params["stop_collapsed"] is False
     assert final.chosen == "figures/paper" and {r.seed for r in final.runs} == {0, 1}
@@ -85,31 +85,31 @@ def test_a_chosen_grid_reads_the_tables_and_refuses_what_it_cannot_read(tmp_path
                                                 'linear,2,"[0.0002, 0.0002]","[9, 9]"\n')
     (tmp_path / "table2_robust.csv").write_text(header + 'linear,2,"[0.0004, 0.0004]","[9, 9]"\n'
                                                 'constant,0,[],[]\n')
-    profile = sweep.parse_profile("p", {"grid": {"seeds": [7], "chosen": str(tmp_path)}})
+    profile = profiles.parse_profile("p", {"grid": {"seeds": [7], "chosen": str(tmp_path)}})
     assert [r.id for r in profile.runs] == ["baseline-seed7", "linear-s0.0002-seed7", "linear-s0.0004-seed7"]
     with pytest.raises(ValueError, match="not both"):
-        sweep.parse_profile("p", {"grid": {"seeds": [0], "chosen": str(tmp_path), "sigma0": {"baseline": []}}})
+        profiles.parse_profile("p", {"grid": {"seeds": [0], "chosen": str(tmp_path), "sigma0": {"baseline": []}}})
     with pytest.raises(ValueError, match="no .*table1_robust.csv"):
-        sweep.parse_profile("p", {"grid": {"seeds": [0], "chosen": str(tmp_path / "nonesuch")}})
+        profiles.parse_profile("p", {"grid": {"seeds": [0], "chosen": str(tmp_path / "nonesuch")}})
     (tmp_path / "table2_robust.csv").write_text(header + 'linear,2,"[0.0004, 0.0002]","[9, 9]"\n')
     with pytest.raises(ValueError, match="several sigma0"):
-        sweep.parse_profile("p", {"grid": {"seeds": [0], "chosen": str(tmp_path)}})
+        profiles.parse_profile("p", {"grid": {"seeds": [0], "chosen": str(tmp_path)}})
 
 
 def test_regularisers_are_grid_names_like_the_schedules():
     grid = {"seeds": [0], "sigma0": {"baseline": [], "upper_bound": [1e-3], "synops": [5e-9], "layer_weighted": [1e-6]}}
-    profile = sweep.parse_profile("p", {"grid": grid})
+    profile = profiles.parse_profile("p", {"grid": grid})
     assert [r.id for r in profile.runs] == [
         "baseline-seed0", "upper_bound-s0.001-seed0", "synops-s5e-09-seed0", "layer_weighted-s1e-06-seed0"]
 
 
 def test_grid_expands_to_stable_readable_ids():
-    profile = sweep.parse_profile("p", {"epochs": 3, "grid": {**GRID, "seeds": [0, 1]}})
+    profile = profiles.parse_profile("p", {"epochs": 3, "grid": {**GRID, "seeds": [0, 1]}})
     assert [r.id for r in profile.runs] == [
         "baseline-seed0", "baseline-seed1",
         "linear-s3e-06-seed0", "linear-s3e-06-seed1", "linear-s1e-06-seed0", "linear-s1e-06-seed1",
     ]
-    assert profile.run("linear-s1e-06-seed1") == sweep.Run("linear", 1e-6, 1)
+    assert profile.run("linear-s1e-06-seed1") == profiles.Run("linear", 1e-6, 1)
     assert profile.params == {"epochs": 3}
 
 
@@ -138,37 +138,37 @@ def test_grid_expands_to_stable_readable_ids():
 )
 def test_bad_profiles_are_refused_naming_the_problem(values, message):
     with pytest.raises(ValueError, match=message):
-        sweep.parse_profile("p", values)
+        profiles.parse_profile("p", values)
 
 
 def test_resources_are_profile_wide_and_not_run_parameters():
-    profile = sweep.parse_profile("p", {"resources": {"gpus_per_run": 0.25}, "grid": GRID,
+    profile = profiles.parse_profile("p", {"resources": {"gpus_per_run": 0.25}, "grid": GRID,
                                         "factors": {"num_steps": {"T16": {"num_steps": 16}}}})
     assert profile.resources == {"gpus_per_run": 0.25}
     assert all("resources" not in v.params for v in profile.variants)
-    assert sweep.parse_profile("p", {"grid": GRID}).resources == {}
+    assert profiles.parse_profile("p", {"grid": GRID}).resources == {}
     with pytest.raises(ValueError, match="g.x: resources are the whole profile's"):
-        sweep.parse_profile("p", {"grid": GRID, "factors": {"g": {"x": {"resources": {"gpus_per_run": 1}}}}})
+        profiles.parse_profile("p", {"grid": GRID, "factors": {"g": {"x": {"resources": {"gpus_per_run": 1}}}}})
 
 
 def test_yaml_file_errors_and_cli_exit_code(tmp_path, capsys):
     path = tmp_path / "typo.yaml"
     path.write_text(yaml.safe_dump({"epochs": 2, "num_step": 4, "grid": GRID}))
     with pytest.raises(ValueError, match="num_step"):
-        sweep.load_profile(str(path))
+        profiles.load_profile(str(path))
     assert cli.main(["check", str(path)]) == 2
     assert "unknown key(s) num_step" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="available: .*smoke"):
-        sweep.load_profile("nonesuch")
+        profiles.load_profile("nonesuch")
 
 
 def test_threads_share_the_cores_among_jobs(monkeypatch, tmp_path):
     monkeypatch.setattr(sweep.os, "cpu_count", lambda: 8)
-    profile = sweep.parse_profile("p", {"grid": GRID})
+    profile = profiles.parse_profile("p", {"grid": GRID})
     run = profile.runs[1]
     assert sweep.run_params(profile, run, tmp_path, jobs=4)["threads"] == 2
     assert sweep.run_params(profile, run, tmp_path, jobs=16)["threads"] == 1
-    fixed = sweep.parse_profile("p", {"threads": 3, "grid": GRID})
+    fixed = profiles.parse_profile("p", {"threads": 3, "grid": GRID})
     assert sweep.run_params(fixed, run, tmp_path, jobs=4)["threads"] == 3
     params = sweep.run_params(profile, run, tmp_path)
     assert (params["schedule"], params["sigma0"], params["seed"]) == ("linear", 3e-6, 0)
@@ -178,7 +178,7 @@ def test_threads_share_the_cores_among_jobs(monkeypatch, tmp_path):
 
 
 def test_states_and_report(tmp_path):
-    profile = sweep.parse_profile("p", {"grid": GRID})
+    profile = profiles.parse_profile("p", {"grid": GRID})
     base, s3, s1 = profile.runs
     folder = lambda r: sweep.run_dir(profile, r, tmp_path)  # noqa: E731
     (folder(base)).mkdir(parents=True)
@@ -196,7 +196,7 @@ def test_states_and_report(tmp_path):
 
 
 def test_a_record_of_an_edited_profile_is_stale_and_pruned_aside(tmp_path):
-    before = sweep.parse_profile("p", {"epochs": 3, "grid": GRID})
+    before = profiles.parse_profile("p", {"epochs": 3, "grid": GRID})
     base = before.runs[0]
     folder = sweep.run_dir(before, base, tmp_path)
     folder.mkdir(parents=True)
@@ -206,7 +206,7 @@ def test_a_record_of_an_edited_profile_is_stale_and_pruned_aside(tmp_path):
     assert sweep.state(before, base, tmp_path) == "complete"
     assert sweep.prune(before, tmp_path) == []
 
-    after = sweep.parse_profile("p", {"epochs": 3, "init_gain": 2.0, "grid": GRID})  # edited since
+    after = profiles.parse_profile("p", {"epochs": 3, "init_gain": 2.0, "grid": GRID})  # edited since
     assert sweep.stale_keys(after, base, {"params": recorded}) == ["init_gain"]
     assert sweep.state(after, base, tmp_path) == "stale"
     moved = [path for _, _, path in sweep.prune(after, tmp_path)]
@@ -217,7 +217,7 @@ def test_a_record_of_an_edited_profile_is_stale_and_pruned_aside(tmp_path):
 
 def test_refine_prints_the_next_stage_as_a_grid_that_loads(tmp_path, capsys):
     grid = {"seeds": [0], "sigma0": {"baseline": [], "linear": [1e-6, 3e-6], "constant": [2e-6]}}
-    profile = sweep.parse_profile("p", {"epochs": 2, "grid": grid})
+    profile = profiles.parse_profile("p", {"epochs": 2, "grid": grid})
 
     def write(run, accuracies, spikes):
         metrics = {"test_accuracy": 0.5, "test_spikes": 1.0, "val_synops": 1.0, "test_synops": 1.0,
@@ -263,7 +263,7 @@ FACTORED = {
 
 
 def test_factors_expand_into_variants_with_their_own_baseline_and_folders(tmp_path):
-    p = sweep.parse_profile("abl", FACTORED)
+    p = profiles.parse_profile("abl", FACTORED)
     assert [v.name for v in p.variants] == ["base", "surrogate-width3", "lr-lr3e-4"]
     assert [(v.factor, v.label) for v in p.variants] == [("base", "default"), ("surrogate", "width3"), ("lr", "lr3e-4")]
     assert p.variant("surrogate-width3").params == {"epochs": 2, "spike_normalisation": "per_neuron_step",
@@ -275,18 +275,18 @@ def test_factors_expand_into_variants_with_their_own_baseline_and_folders(tmp_pa
     run = p.run("lr-lr3e-4/constant-s0.1-seed0")
     assert sweep.run_dir(p, run, tmp_path) == tmp_path / "abl" / "lr-lr3e-4" / "constant-s0.1-seed0"
     assert sweep.run_params(p, run, tmp_path)["lr"] == 3e-4
-    assert sweep.parse_profile("q", {**FACTORED, "factors": {}}).runs[0].id == "base/baseline-seed0"
+    assert profiles.parse_profile("q", {**FACTORED, "factors": {}}).runs[0].id == "base/baseline-seed0"
     with pytest.raises(ValueError, match="factor 'a-b' must be a name"):
-        sweep.parse_profile("abl", {**FACTORED, "factors": {"a-b": {"x": {}}}})
+        profiles.parse_profile("abl", {**FACTORED, "factors": {"a-b": {"x": {}}}})
     with pytest.raises(ValueError, match="abl/lr-x.*unknown key.*learning_rate"):
-        sweep.parse_profile("abl", {**FACTORED, "factors": {"lr": {"x": {"learning_rate": 0.1}}}})
+        profiles.parse_profile("abl", {**FACTORED, "factors": {"lr": {"x": {"learning_rate": 0.1}}}})
 
 
 def test_the_shipped_studies_keep_their_run_ids():
-    p = sweep.load_profile("ablations")
+    p = profiles.load_profile("ablations")
     assert len(p.runs) == 80 and p.runs[0].id == "base/baseline-seed0"
     assert "combined-width3-gain3/linear-s30-seed0" in [r.id for r in p.runs]
-    assert [r.id for r in sweep.load_profile("ablations-quick").runs] == [
+    assert [r.id for r in profiles.load_profile("ablations-quick").runs] == [
         "base/baseline-seed0", "base/constant-s3-seed0", "base/constant-s6-seed0", "base/linear-s10-seed0"]
 
 
@@ -294,16 +294,16 @@ def test_yaml_errors_name_the_file_and_line_and_refuse_repeated_keys(tmp_path):
     path = tmp_path / "dup.yaml"
     path.write_text("epochs: 2\ngrid:\n  seeds: [0]\n  sigma0: {baseline: []}\ngrid:\n  seeds: [1]\n")
     with pytest.raises(ValueError, match=r"dup.yaml, line 5, column 1: repeated key 'grid'"):
-        sweep.load_profile(str(path))
+        profiles.load_profile(str(path))
     path.write_text("epochs: 2\ngrid: [0\n")
     with pytest.raises(ValueError, match=r"dup.yaml, line 3"):
-        sweep.load_profile(str(path))
+        profiles.load_profile(str(path))
     with pytest.raises(ValueError, match=r"'1.0e6' is a string to YAML; write its exponent with a sign"):
-        sweep.parse_profile("p", {"lr": "1.0e6", "grid": GRID})
+        profiles.parse_profile("p", {"lr": "1.0e6", "grid": GRID})
 
 
 def test_unreadable_or_unfinished_records_are_named_and_moved_aside(tmp_path):
-    profile = sweep.parse_profile("p", {"epochs": 2, "grid": GRID})
+    profile = profiles.parse_profile("p", {"epochs": 2, "grid": GRID})
     base, s3, _ = profile.runs
     truncated = sweep.run_dir(profile, base, tmp_path) / "record.json"
     truncated.parent.mkdir(parents=True)
@@ -324,7 +324,7 @@ def test_unreadable_or_unfinished_records_are_named_and_moved_aside(tmp_path):
 def test_a_notebook_error_without_a_record_is_the_failure_shown(tmp_path):
     import nbformat
 
-    profile = sweep.parse_profile("p", {"grid": GRID})
+    profile = profiles.parse_profile("p", {"grid": GRID})
     partial = sweep.run_dir(profile, profile.runs[0], tmp_path) / "partial"
     partial.mkdir(parents=True)
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output(
@@ -354,7 +354,7 @@ def hold(folder, seconds):
 def test_a_run_in_progress_is_skipped_by_a_second_sweep_and_a_dead_holder_blocks_nothing(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump({"epochs": 1, "grid": GRID}))
-    profile = sweep.load_profile(str(path))
+    profile = profiles.load_profile(str(path))
     run = profile.runs[0]
     folder = sweep.run_dir(profile, run, tmp_path)
     first = hold(folder, 60)  # a real second process holds the run
@@ -379,7 +379,7 @@ def test_a_run_in_progress_is_skipped_by_a_second_sweep_and_a_dead_holder_blocks
 
 
 def test_finish_moves_the_notebook_then_the_record_and_refuses_an_unfinished_one(tmp_path):
-    profile = sweep.parse_profile("p", {"epochs": 2, "grid": GRID})
+    profile = profiles.parse_profile("p", {"epochs": 2, "grid": GRID})
     run = profile.runs[0]
     staged = tmp_path / "staged"
     staged.mkdir()
@@ -420,8 +420,8 @@ def test_make_takes_a_profile_path_and_puts_its_runs_under_its_name(tmp_path):
 
 
 def test_the_benchmarks_quick4_profile_is_four_runs_of_quick():
-    quick = sweep.load_profile("quick")
-    four = sweep.load_profile(str(Path(__file__).resolve().parents[1] / "benchmarks" / "quick4.yaml"))
+    quick = profiles.load_profile("quick")
+    four = profiles.load_profile(str(Path(__file__).resolve().parents[1] / "benchmarks" / "quick4.yaml"))
     assert four.params == quick.params
     assert {r.id for r in four.runs} < {r.id for r in quick.runs} and len(four.runs) == 4
 
@@ -429,7 +429,7 @@ def test_the_benchmarks_quick4_profile_is_four_runs_of_quick():
 def test_execute_keeps_an_interrupted_attempt_for_the_run_to_resume(tmp_path, monkeypatch):
     import papermill
 
-    profile = sweep.parse_profile("p", {"grid": GRID})
+    profile = profiles.parse_profile("p", {"grid": GRID})
     run = profile.runs[0]
     partial = sweep.run_dir(profile, run, tmp_path) / "partial"
     (partial / "checkpoints").mkdir(parents=True)

@@ -276,22 +276,22 @@ def confirmation(records, chosen) -> pd.DataFrame:
     pts = robust.points(records)
     base_seeds = set(pts.loc[pts["schedule"] == "baseline", "seed"])
     pts = pts[pts["seed"].isin(base_seeds)]
+    ref, margin = robust.reference(pts)
     rows = []
     for table, csv_name in CONFIRMED_TABLES.items():
         tolerance = select.TOLERANCES[table]
-        ref, margin = robust.reference(pts)
         base = robust.select_robust(pts[pts["schedule"] == "baseline"], tolerance).set_index("seed")["test_spikes"]
-        frame = pd.read_csv(Path(chosen) / f"{csv_name}.csv")
-        for _, c in frame[frame["schedule"] != "baseline"].iterrows():
-            if not isinstance(c["sigma0"], str) or not ast.literal_eval(c["sigma0"]):
-                continue  # no point in that table
-            sigma0, epoch = ast.literal_eval(c["sigma0"])[0], ast.literal_eval(c["epoch"])[0]
-            at, collapsed = _at_epoch(pts[(pts["schedule"] == c["schedule"]) & (pts["sigma0"] == sigma0)], epoch)
+        frame = pd.read_csv(Path(chosen) / f"{csv_name}.csv").set_index("schedule")
+        for schedule, sigma0, epoch in _choices(chosen, csv_name):
+            if schedule == "baseline":
+                continue
+            c = frame.loc[schedule]
+            at, collapsed = _at_epoch(pts[(pts["schedule"] == schedule) & (pts["sigma0"] == sigma0)], epoch)
             val, test = _mean_std(at["val_accuracy"]), _mean_std(at["test_accuracy"])
             reduction = _mean_std(1 - at["test_spikes"] / at["seed"].map(base))
             threshold = ref - tolerance - margin
             rows.append({
-                "table": table, "schedule": c["schedule"], "sigma0": sigma0, "epoch": epoch,
+                "table": table, "schedule": schedule, "sigma0": sigma0, "epoch": epoch,
                 "chosen_seeds": int(c["seeds"]), "chosen_test_accuracy_mean": c["test_accuracy_mean"],
                 "chosen_test_accuracy_std": c["test_accuracy_std"],
                 "chosen_spike_reduction_mean": c["spike_reduction_mean"],

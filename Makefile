@@ -27,7 +27,7 @@ SWEEP := $(BIN)/python -m lib.sweep --results $(RESULTS_DIR)
 EXECUTOR ?= local
 # CPUS_PER_RUN / GPUS_PER_RUN: what a Ray task asks for (default: the profile's threads or cores / JOBS,
 # and its resources.gpus_per_run, else 0.25 GPU on cuda).
-RAYRUN := $(BIN)/python -m lib.ray_executor --results $(RESULTS_DIR) $(if $(JOBS),--jobs $(JOBS)) \
+RAYRUN := $(BIN)/python -m lib.sweep.ray_executor --results $(RESULTS_DIR) $(if $(JOBS),--jobs $(JOBS)) \
 	$(if $(CPUS_PER_RUN),--cpus-per-run $(CPUS_PER_RUN)) $(if $(GPUS_PER_RUN),--gpus-per-run $(GPUS_PER_RUN))
 RESULTS := $(RESULTS_DIR)/$(basename $(notdir $(PROFILE)))
 # reproduce has made (or, given -o, skipped) install already; make does not pass -o down.
@@ -46,7 +46,7 @@ install: $(VENV)/.installed ## create .venv/ with every dependency (or use the a
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e '.[dev,nir,ray]'
-	@# sinabs (NIR round trip, lib.nir_export) pins an older nir in its metadata: installed on top
+	@# sinabs (NIR round trip, lib.export.nir_export) pins an older nir in its metadata: installed on top
 	$(BIN)/pip install --quiet --no-deps sinabs==3.1.3 pbr==7.1.3
 	@# build the fused CPU kernel once (lib.kernels; without a compiler: a warning, the PyTorch path)
 	$(BIN)/python -m lib.kernels
@@ -56,7 +56,7 @@ test: install ## run the test suite (needs CIFAR-10: CIFAR10_DIR, or ../shared/d
 	$(BIN)/python -m pytest
 
 reproduce: install ## train the runs of PROFILE lacking a complete record (JOBS=N: in parallel; EXECUTOR=ray: on a Ray cluster), then tables
-	@$(BIN)/python -m lib.ray_executor --check-executor $(EXECUTOR)
+	@$(BIN)/python -m lib.sweep.ray_executor --check-executor $(EXECUTOR)
 	@$(SWEEP) check $(PROFILE) >/dev/null
 	@$(SWEEP) prune $(PROFILE)
 	-@$(if $(filter ray,$(EXECUTOR)),$(RAYRUN) $(PROFILE),$(SUBMAKE) -k $(if $(JOBS),-j$(JOBS)) runs)
@@ -80,7 +80,7 @@ $(RESULTS)/%/record.json:
 tables: install ## Tables 1-2 and figures of PROFILE into figures/<profile>/ from its records (never trains)
 	$(SWEEP) tables $(PROFILE)
 
-# A sweep's state small enough to commit (lib.archive): complete records and selected checkpoints.
+# A sweep's state small enough to commit (lib.export.archive): complete records and selected checkpoints.
 ARCHIVE ?= records
 
 pack: install ## merge RESULTS_DIR's complete runs of PROFILE into ARCHIVE/<profile>/ (default records/): records, selected checkpoints
@@ -93,7 +93,7 @@ refine: install ## the next stage of PROFILE's sigma0 search from its records (v
 	@$(SWEEP) refine $(PROFILE)
 
 compare: install ## after make reproduce: are figures/<profile>'s tables within the measured spread of the committed ones? (exit 1 if not)
-	$(BIN)/python -m lib.compare figures/$(basename $(notdir $(PROFILE))) HEAD:figures/$(basename $(notdir $(PROFILE)))
+	$(BIN)/python -m lib.analysis.compare figures/$(basename $(notdir $(PROFILE))) HEAD:figures/$(basename $(notdir $(PROFILE)))
 
 # The executed notebooks a reader sees without running anything (committed: docs/*.ipynb).
 TUTORIAL := -p schedule linear -p sigma0 2.0e-4 -p train_size 10000 -p val_size 2000 -p test_size 2000 \

@@ -5,8 +5,8 @@
 RESULTS/PROFILE is a folder of run folders, each with a record.json (a sweep's results for one
 profile; only finished records, `lib.record.load(complete=True)`, are read, and nothing is
 written there). Every run is truncated at the epoch where `lib.train`'s early stop would have
-ended it (`lib.train.collapsed`: the last two rows `lib.select.silent`), its later rows dropped;
-then `lib.select.select` picks Table 1 (tolerance 0) and Table 2 (tolerance 0.01) from the
+ended it (`lib.train.collapsed`: the last two rows `lib.analysis.select.silent`), its later rows dropped;
+then `lib.analysis.select.select` picks Table 1 (tolerance 0) and Table 2 (tolerance 0.01) from the
 full and from the truncated records, and the selected rows are compared column by column.
 Exit status 0 when both tables are identical, 1 when a row differs (printed).
 """
@@ -23,7 +23,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib import record, select  # noqa: E402
+from lib import record  # noqa: E402
+from lib.analysis import select  # noqa: E402
 from lib.train import collapsed  # noqa: E402
 
 COMPARED = ["schedule", "seed", "sigma0", "epoch", "val_accuracy", "val_spikes", "test_accuracy", "test_spikes",

@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))  # this checkout's lib, also without PYTHONPATH
 
 import torch  # noqa: E402
 
-from lib import profiles, train  # noqa: E402
+from lib import train  # noqa: E402
+from lib.sweep import profiles  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "epoch_cost.json"
 SCRIPT = ("import json, sys; from lib.train import run; r = run(**json.loads(sys.argv[1])); "

@@ -5,7 +5,7 @@
 
 Without --state it trains a small network first (lib.train's own epoch and model builder;
 schedule, sigma0, epochs and train size below), and keeps its weights in
-results/nir_roundtrip/model.pt. Prints lib.nir_export.compare's agreement as JSON and
+results/nir_roundtrip/model.pt. Prints lib.export.nir_export.compare's agreement as JSON and
 writes it to results/nir_roundtrip/compare.json. Needs the `nir` extra; sinabs (pyproject.toml,
 beside that extra) adds the "sinabs" file's round trip.
 """
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from lib import data, nir_export, train
+from lib import data, train
+from lib.export import nir_export
 
 OUT = Path("results/nir_roundtrip")
 

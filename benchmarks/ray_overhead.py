@@ -9,7 +9,7 @@ such as benchmarks/quick4.yaml, four runs of the quick profile) from scratch int
 temporary folder, by the command a user types:
 
 - local: `make runs PROFILE=... -j JOBS` (one `python -m lib.sweep run` process per run);
-- ray:   `python -m lib.ray_executor PROFILE --jobs JOBS --local-cpus JOBS`: a local Ray
+- ray:   `python -m lib.sweep.ray_executor PROFILE --jobs JOBS --local-cpus JOBS`: a local Ray
          instance of JOBS CPUs started and stopped by the command, the same threads per run.
 
 Each round runs both, in alternating order (local first in odd rounds), so that a change of
@@ -37,7 +37,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lib import profiles, record, sweep  # noqa: E402
+from lib import record, sweep  # noqa: E402
+from lib.sweep import profiles  # noqa: E402
 
 
 def _timed(command: list[str], env: dict | None = None) -> dict:
@@ -61,7 +62,7 @@ def local_sweep(path: str, results: Path, jobs: int) -> dict:
 
 
 def ray_sweep(path: str, results: Path, jobs: int, address: str | None = None, cpus_per_run: int | None = None) -> dict:
-    command = [sys.executable, "-m", "lib.ray_executor", path, "--results", str(results), "--jobs", str(jobs)]
+    command = [sys.executable, "-m", "lib.sweep.ray_executor", path, "--results", str(results), "--jobs", str(jobs)]
     command += ["--cpus-per-run", str(cpus_per_run)] if cpus_per_run else []
     command += [] if address else ["--local-cpus", str(jobs)]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # none: a local instance

@@ -30,7 +30,7 @@ TABLES = {
         "alternating": (0.0015, 20, 0.6546, 87_949),
         "alternating_linear": (0.0004, 16, 0.6645, 89_869),
     },
-    # Table 2: the paper's "less than 1 % increase in validation error"; our rule (lib.select) allows
+    # Table 2: the paper's "less than 1 % increase in validation error"; our rule (lib.analysis.select) allows
     # at most 1 percentage point.
     "table2": {
         "baseline": (0.0, 6, 0.6419, 276_586),

@@ -168,5 +168,5 @@ def silent(spikes_per_layer) -> bool:
     spike? The layers after a silent one receive nothing, so the readout is the same for every
     image (chance accuracy), and the surrogate passes no gradient back through it, whatever the
     layers before it still do. A run *collapses* when its last epoch is silent on validation
-    (`lib.select.silent` maps this over points; `lib.train` stops a run silent two epochs running)."""
+    (`lib.analysis.select.silent` maps this over points; `lib.train` stops a run silent two epochs running)."""
     return min(spikes_per_layer) == 0

@@ -21,8 +21,9 @@ one collapse rule, applied to the epoch rows) in two consecutive epochs: the lay
 receive nothing and the surrogate passes no gradient back through it, and the ablation study
 (figures/ablations/README.md) found no such run recovering. With `stop_collapsed` (the default) it
 stops there, before its last planned epoch (a run that reaches it is complete, collapsed or
-not: `lib.select.collapsed` finds it), status "collapsed", reason naming the epochs: its rows are final points like a
-complete run's, and the epochs it skips would only have added more silent points.
+not: `lib.analysis.select.collapsed` finds it), status "collapsed", reason naming the epochs: its
+rows are final points like a complete run's, and the epochs it skips would only have added more
+silent points.
 
 A run that diverged is "failed" with the reason "diverged: ...". Diverged means: a
 batch's loss is NaN or infinite, or an epoch's mean training cross-entropy is above

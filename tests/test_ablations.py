@@ -9,7 +9,9 @@ import pytest
 import yaml
 from matplotlib.figure import Figure
 
-from lib import ablations, profiles, sweep
+from lib import sweep
+from lib.analysis import ablations
+from lib.sweep import profiles
 
 STUDY = {
     "epochs": 2,
@@ -17,7 +19,7 @@ STUDY = {
     "factors": {"lr": {"x": {"lr": 0.01}}},
 }
 # (val_accuracy, val_spikes) per epoch; spikes per layer split 4:2:1:1 over lif1-lif4, and all in lif1
-# (lif2-lif4 silent: `lib.select.silent`) at 11 spikes or fewer
+# (lif2-lif4 silent: `lib.analysis.select.silent`) at 11 spikes or fewer
 RUNS = {
     ("base", "baseline", 0.0): [(0.50, 1000), (0.55, 1200)],  # reference 0.55 at 1,200 spikes
     ("base", "constant", 1.0): [(0.56, 600), (0.54, 300)],  # Table 1: ep 1 (-50 %); Table 2: ep 2 (-75 %)

@@ -1,4 +1,4 @@
-"""lib.archive: a sweep carried from one results folder to another through a small archive,
+"""lib.export.archive: a sweep carried from one results folder to another through a small archive,
 on hand-made records whose selections are worked out by hand below."""
 
 import json
@@ -7,7 +7,9 @@ import pytest
 import torch
 import yaml
 
-from lib import archive, cli, energy, models, profiles, record, sweep
+from lib import energy, record, sweep
+from lib.export import archive, models
+from lib.sweep import cli, profiles
 from lib.train import Params, checkpoint_name, initial_network, save_checkpoint
 
 torch.set_num_threads(1)

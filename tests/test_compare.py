@@ -1,4 +1,4 @@
-"""The table comparison (lib.compare) on a hand-made pair of tables: rows that agree, that
+"""The table comparison (lib.analysis.compare) on a hand-made pair of tables: rows that agree, that
 differ beyond the spread, that have a point on one side only, and rows missing on one side."""
 
 import math
@@ -7,7 +7,8 @@ import subprocess
 import pandas as pd
 import pytest
 
-from lib import compare, record
+from lib import record
+from lib.analysis import compare
 from tests.test_robust import RECORDS
 
 COLUMNS = ["schedule", "seeds", "sigma0", "epoch", "test_accuracy_mean", "test_accuracy_std",
@@ -101,6 +102,6 @@ def test_tables_made_from_a_results_folder(tmp_path):
                      {**r, "status": "complete", "params": {**r["params"], "epochs": len(r["epochs"])}})
     tables = compare.read_tables(str(tmp_path / "results"))
     assert set(tables) == {"table1", "table2", "table1_robust", "table2_robust"}
-    # lib.robust's hand-worked Table 1: constant 2e-6 on both seeds; the paper's rule: seed 1 only
+    # lib.analysis.robust's hand-worked Table 1: constant 2e-6 on both seeds; the paper's rule: seed 1 only
     assert tables["table1_robust"].loc["constant", "sigma0"] == [2e-6, 2e-6]
     assert tables["table1"].loc["constant", "sigma0"] == [1e-6]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lib import report
+from lib.analysis import report
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()

@@ -1,4 +1,4 @@
-"""lib.models on hand-made records whose selection is worked out by hand below, each run
+"""lib.export.models on hand-made records whose selection is worked out by hand below, each run
 folder holding real checkpoints of freshly initialised networks."""
 
 import json
@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from lib import models, profiles, record, select, sweep, train
+from lib import record, sweep, train
+from lib.analysis import select
+from lib.export import models
+from lib.sweep import profiles
 from lib.train import Params, checkpoint_name, initial_network, load_checkpoint, save_checkpoint
 
 torch.set_num_threads(1)

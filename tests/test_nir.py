@@ -1,11 +1,11 @@
-"""NIR export (lib.nir_export): the parameter mapping by hand, the file, and the round trip
+"""NIR export (lib.export.nir_export): the parameter mapping by hand, the file, and the round trip
 through snnTorch's own importer against an independent oracle of the exported semantics."""
 
 import numpy as np
 import pytest
 import torch
 
-from lib import nir_export
+from lib.export import nir_export
 from lib.snn import LIFParameters, SpikingLeNet
 
 nir = pytest.importorskip("nir")
@@ -154,12 +154,13 @@ def test_sinabs_import_reproduces_our_spikes(tmp_path):
 
 def test_the_published_table1_network_round_trips_on_cifar10(cifar10_dir, cache_dir):
     """The network of the committed quick profile's spike rasters (its Table 1 network with the
-    fewest test spikes, lib.models.sparsest_pair), on 64 real test images: the committed `.nir`
+    fewest test spikes, lib.export.models.sparsest_pair), on 64 real test images: the committed `.nir`
     file is that network (snnTorch's import spikes as its reset-to-zero reading, neuron by
     neuron), and sinabs's import of its "sinabs" file spikes as ours, neuron by neuron, with
     the same predictions. benchmarks/nir_roundtrip.py measures the same on 1,000 images."""
     pytest.importorskip("sinabs")
-    from lib import data, models
+    from lib import data
+    from lib.export import models
 
     folder = models.folder_of("quick")
     pair = models.sparsest_pair(models.read_index(folder))

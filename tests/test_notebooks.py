@@ -17,7 +17,9 @@ import papermill
 import pytest
 import yaml
 
-from lib import archive, profiles, record, schedules, sweep, train
+from lib import record, schedules, sweep, train
+from lib.export import archive
+from lib.sweep import profiles
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -127,7 +129,7 @@ def test_tables_notebook_writes_a_row_per_method_and_every_figure_the_same_from_
     for name in [*published["state_dict"].dropna(), *published["nir"].dropna()]:
         assert (out / "models" / name).is_file()
 
-    # a sweep's archive (lib.archive: records and the selected checkpoints) makes the same files
+    # a sweep's archive (lib.export.archive: records and the selected checkpoints) makes the same files
     archive.pack(profile, results, tmp_path / "records")
     tables("smoke", tmp_path / "records", tmp_path / "again", tmp_path)
     made = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())

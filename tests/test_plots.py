@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from lib import plots  # noqa: E402
+from lib.analysis import plots  # noqa: E402
 
 
 def test_save_is_byte_for_byte_and_leaves_no_temporary(tmp_path):

@@ -1,6 +1,6 @@
-"""The machines behind a table (lib.provenance), on hand-made records."""
+"""The machines behind a table (lib.analysis.provenance), on hand-made records."""
 
-from lib import provenance
+from lib.analysis import provenance
 
 # as lib.train.machine writes them: on the CPU no CUDA version and the CPU model as the device
 EPYC = {"cpu": "AMD EPYC 7B13", "cpu_capability": "AVX2", "threads": 1, "torch": "2.14.1+cu130", "cuda": None,

@@ -1,4 +1,4 @@
-"""Spike rasters and firing-rate histograms (lib.plots): the data behind the figures against
+"""Spike rasters and firing-rate histograms (lib.analysis.plots): the data behind the figures against
 the model's own spike counts."""
 
 import matplotlib
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib import plots
+from lib.analysis import plots
 from lib.snn import LAYERS, SpikingLeNet
 
 

@@ -1,9 +1,9 @@
-"""The Ray executor (lib.ray_executor) on a real 2-node Ray cluster on 127.0.0.1, no mocks.
+"""The Ray executor (lib.sweep.ray_executor) on a real 2-node Ray cluster on 127.0.0.1, no mocks.
 
 The cluster (ray.cluster_utils.Cluster, 1 CPU per node) is started once for the module and
 shut down by it. Every Ray process is kept on loopback: nodes get node_ip_address 127.0.0.1,
 Ray's node-address lookup answers 127.0.0.1 in this process, and the driver joins a
-loopback address as 127.0.0.1 (lib.ray_executor does that).
+loopback address as 127.0.0.1 (lib.sweep.ray_executor does that).
 """
 
 import dataclasses
@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lib import profiles, ray_executor, record, sweep
+from lib import record, sweep
+from lib.sweep import profiles, ray_executor
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"epochs": 1, "num_steps": 2, "train_size": 256, "val_size": 128, "test_size": 128, "batch_size": 64,
@@ -49,7 +50,7 @@ def test_unknown_executor_and_missing_ray_are_clear_errors(tmp_path):
         ray_executor.check_executor("nonsense")
     assert ray_executor.main(["--check-executor", "nonsense"]) == 2
     # Ray hidden from a fresh interpreter, as on a machine without the extra
-    hide = "import sys; sys.modules['ray'] = None; from lib import ray_executor as r; sys.exit(r.main(sys.argv[1:]))"
+    hide = "import sys; sys.modules['ray'] = None; from lib.sweep import ray_executor as r; sys.exit(r.main(sys.argv[1:]))"
     done = subprocess.run([sys.executable, "-c", hide, "smoke", "--results", str(tmp_path)], env=env(),
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "EXECUTOR=ray needs Ray" in done.stderr and "pip install" in done.stderr
@@ -174,7 +175,7 @@ def _records(profile, results):
 def test_a_killed_driver_loses_nothing_and_a_rerun_trains_only_the_missing_runs(cluster, tmp_path):
     profile = tiny_profile(tmp_path, "resume", ["linear", "constant"])  # 3 runs on 2 CPUs
     results = tmp_path / "results"
-    cmd = [sys.executable, "-m", "lib.ray_executor", str(tmp_path / "resume.yaml"), "--results", str(results),
+    cmd = [sys.executable, "-m", "lib.sweep.ray_executor", str(tmp_path / "resume.yaml"), "--results", str(results),
            "--address", cluster.address]
     log = tmp_path / "driver.log"
     driver = subprocess.Popen(cmd, env=env(), stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -241,7 +242,7 @@ def test_a_local_instance_stays_on_loopback():
     ray = pytest.importorskip("ray")
     from pathlib import Path
 
-    ray_executor._connect(None, ray, Path(ray_executor.__file__).resolve().parents[1], local_cpus=1)
+    ray_executor._connect(None, ray, Path(ray_executor.__file__).resolve().parents[2], local_cpus=1)
     try:
         # without the lookup answering 127.0.0.1, Ray registers the node under the interface address
         assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}

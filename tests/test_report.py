@@ -1,4 +1,4 @@
-"""The tables step's additions (lib.report) on hand-made records of two seeds: our stable
+"""The tables step's additions (lib.analysis.report) on hand-made records of two seeds: our stable
 rule's tables, the selection-stability file, the machines and seeds in every caption and in
 provenance.md, and the schedule figure's axis. Every number is worked out by hand in the
 comments (the records are those of test_robust.py, with two machines and energy constants)."""
@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from lib import report
+from lib.analysis import report
 from tests.test_robust import RECORDS
 
 EPYC = {"cpu": "AMD EPYC", "cpu_capability": "AVX512", "threads": 1, "torch": "2.14.1+cu130", "cuda": None,

@@ -1,11 +1,11 @@
-"""The noise-stable selection (lib.robust) on hand-made records of two seeds, every number
+"""The noise-stable selection (lib.analysis.robust) on hand-made records of two seeds, every number
 worked out by hand in the comments; its stability against the paper's rule."""
 
 import math
 
 import pytest
 
-from lib import robust, select
+from lib.analysis import robust, select
 
 N_VAL = 5000  # per seed: two seeds hold 10,000 validation images, so at R = 0.5 the margin is
 # sqrt(0.5 * 0.5 / 10,000) = 0.005 exactly; one seed alone: sqrt(R (1 - R) / 5,000)
@@ -145,7 +145,7 @@ def test_caption_states_the_numbers():
 def test_the_confirmation_of_chosen_points_on_held_out_seeds_by_hand(tmp_path):
     """RECORDS as the held-out seeds of another sweep's choices: R = 0.50, margin 0.005, so Table 1's
     threshold is 0.495 and Table 2's 0.485; our rule's baseline row is epoch 3 in both (test spikes 240, 250)."""
-    from lib import report
+    from lib.analysis import report
 
     header = ("schedule,seeds,sigma0,epoch,test_accuracy_mean,test_accuracy_std,spike_reduction_mean,"
               "spike_reduction_std\n")
@@ -178,7 +178,7 @@ def test_the_confirmation_of_chosen_points_on_held_out_seeds_by_hand(tmp_path):
     row = report.confirmation(dead, tmp_path).iloc[-1]
     assert row["collapsed_seeds"] == "0 1" and row["val_accuracy_mean"] == pytest.approx(0.1)
     assert row["holds"] != "" and not row["holds"]
-    from lib import plots
+    from lib.analysis import plots
 
     assert len(plots.confirmation(frame).axes) == 2
 
@@ -186,7 +186,7 @@ def test_the_confirmation_of_chosen_points_on_held_out_seeds_by_hand(tmp_path):
 def test_final_tables_report_a_retrain_without_validation_at_the_chosen_points_by_hand(tmp_path):
     """val_fraction 0 records (no validation split) at figures/paper-like choices: nothing is
     selected, each choice is read at its epoch, and set beside the chosen sweep's numbers."""
-    from lib import report
+    from lib.analysis import report
 
     def retrain(schedule, sigma0, seed, rows):
         rec = record(schedule, sigma0, seed, [(0.0, 0, ta, ts) for ta, ts in rows])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lib import report, select
+from lib.analysis import report, select
 
 
 def record(schedule, sigma0, rows, seed=0):
@@ -245,7 +245,7 @@ def test_search_edges_name_the_choices_without_a_neighbour():
 
 def test_records_without_a_validation_split_are_refused_by_both_rules():
     """val_fraction 0 (a retrain on all 50,000 images): no rule may choose on its test numbers."""
-    from lib import robust
+    from lib.analysis import robust
 
     retrain = {**record("linear", 2e-4, [(0.0, 0, 0.6, 100)]), "data": {"train": 50_000, "val": 0, "test": 10_000}}
     retrain["epochs"][0].update(val_accuracy=None, val_spikes=None)

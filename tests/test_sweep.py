@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from lib import cli, profiles, record, schedules, sweep, train
+from lib import record, schedules, sweep, train
+from lib.sweep import cli, profiles
 
 GRID = {"seeds": [0], "sigma0": {"baseline": [], "linear": [3e-6, 1e-6]}}
 REPO = Path(__file__).resolve().parents[1]

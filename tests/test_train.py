@@ -29,7 +29,8 @@ SMALL = dict(epochs=2, train_size=512, val_size=256, test_size=256, num_steps=4,
 
 @pytest.mark.slow
 def test_short_training_lowers_loss_and_writes_complete_record(cifar10_dir, cache_dir, tmp_path):
-    # 1e-6 is below the collapse (`lib.select.silent`) that 1e-5 causes at this scale; figures/ablations/README.md
+    # 1e-6 is below the collapse (`lib.analysis.select.silent`) that 1e-5 causes at this scale
+    # (figures/ablations/README.md)
     record = run(
         schedule="linear", sigma0=1e-6, data_dir=cifar10_dir, cache_dir=cache_dir, output_dir=str(tmp_path / "run"),
         lr=2e-3, **{**SMALL, "epochs": 3, "train_size": 1024, "num_steps": 8},

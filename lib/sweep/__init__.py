@@ -1,4 +1,8 @@
-"""Sweeps: a profile's runs (`lib.profiles`), each one executed `notebooks/train.ipynb`.
+"""Sweeps: a profile's runs (`lib.sweep.profiles`), each one executed `notebooks/train.ipynb`.
+
+This package is the sweep layer: this module (run folders, their states, execution, collection),
+`profiles` (a sweep's YAML), `ray_executor` (the runs as Ray tasks on a cluster) and `cli` (the
+commands, `python -m lib.sweep ...`). It imports only the core (`lib.train`, `lib.record`, `lib.data`).
 
 Run `<run-id>` of profile `<profile>` lives in `results/<profile>/<run-id>/` (with factors,
 `results/<profile>/<variant>/<run-id>/`).
@@ -16,7 +20,7 @@ sweep); incomplete (interrupted); pending. `prune` moves stale and unreadable ru
 `<profile>/.stale/` and `<profile>/.unreadable/` (nothing is deleted), to be trained again.
 `collect` is the one reader of a sweep's records, for the tables, the study and `status`.
 
-The commands (`python -m lib.sweep ...`, which make calls) are `lib.cli`'s.
+The commands (`python -m lib.sweep ...`, which make calls) are `lib.sweep.cli`'s.
 """
 
 from __future__ import annotations
@@ -28,16 +32,15 @@ import fcntl
 import os
 import re
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import record
+from .. import record
+from ..train import CHECKPOINTS, Params
 from .profiles import Profile, Run, load_profile, profile_path
-from .train import CHECKPOINTS, Params
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 TRAIN_NOTEBOOK = NOTEBOOKS / "train.ipynb"
 LOCK = ".lock"
@@ -379,13 +382,7 @@ def tables(profile: str, results: Path, figures: Path) -> Path | None:
 
 def check_data(profile: Profile, results: Path) -> None:
     """DataNotFoundError (naming CIFAR10_DIR and both layouts) if a run must train and finds no data."""
-    from . import data
+    from .. import data
 
     if any(state(profile, r, results) != "complete" for r in profile.runs):
         data.resolve_data_dir(profile.params.get("data_dir") or None)
-
-
-if __name__ == "__main__":  # the entry point make calls; the commands are lib.cli's
-    from .cli import main
-
-    sys.exit(main())

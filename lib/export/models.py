@@ -1,14 +1,14 @@
 """The selected networks of Tables 1 and 2 as files: published beside the tables, indexed, loaded.
 
-`publish(collected, folder, results)` takes the points `lib.select.select` picks for each
-tolerance of `lib.select.TOLERANCES` (every schedule and the baseline, each seed) and writes
+`publish(collected, folder, results)` takes the points `lib.analysis.select.select` picks for each
+tolerance of `lib.analysis.select.TOLERANCES` (every schedule and the baseline, each seed) and writes
 into `folder` (`figures/<profile>/models/`, see `folder_of`):
 
     <run-id>-epoch<NNN>.pt     the run's checkpoint after that epoch (a copy of the state_dict
                                `lib.train` saved), one file per selected (run, epoch): a point
                                both tables pick is written once and listed twice
     <run-id>-epoch<NNN>.nir    the same network as a NIR graph, the standard convention
-                               (`lib.nir_export.write_nir(convention="nir")`: neurons reset to
+                               (`lib.export.nir_export.write_nir(convention="nir")`: neurons reset to
                                zero, as NIR's LIF says; ours subtract the threshold)
     index.csv                  a row per (table, schedule, seed): INDEX_COLUMNS
     README.md                  what these files are and how to load them
@@ -18,7 +18,7 @@ tolerance (select's note), and a point of a version 1 record, which saved no che
 (V1_NOTE). Every file is written atomically (temporary file, then rename), the index after
 the files it names; files of an earlier publish that are no longer selected are removed.
 
-    from lib import models
+    from lib.export import models
     net = models.load("quick", "linear", table=1, seed=0)      # a SpikingLeNet, CPU, eval mode
     net = models.load_path("figures/quick/models/linear-s2e-06-seed0-epoch010.pt")
     baseline_row, sparse_row = models.sparsest_pair(models.read_index(folder))  # for the rasters
@@ -35,11 +35,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import nir_export, select, train
-from . import record as records
-from .snn import SpikingLeNet
+from .. import record as records
+from .. import train
+from ..analysis import select
+from ..snn import SpikingLeNet
+from . import nir_export
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 INDEX = "index.csv"
 INDEX_COLUMNS = ["table", "schedule", "sigma0", "epoch", "seed", "run_id", "val_accuracy", "val_spikes",
                  "test_accuracy", "test_spikes", "state_dict", "nir", "params", "note"]
@@ -187,7 +189,7 @@ def readme(profile: str, frame: pd.DataFrame) -> str:
     v1 = (frame["note"] == V1_NOTE).sum()
     return f"""# The selected networks of profile `{profile}`
 
-Written by `lib.models.publish` (the last cells of `notebooks/tables.ipynb`, run by
+Written by `lib.export.models.publish` (the last cells of `notebooks/tables.ipynb`, run by
 `make tables PROFILE={profile}`): the networks that Tables 1 and 2 of `figures/{profile}/` report,
 {len(files.drop_duplicates("state_dict"))} files for {len(files)} selected (table, schedule, seed) points.
 A spiking LeNet (`lib.snn.SpikingLeNet`) is about 250 KB.
@@ -197,14 +199,14 @@ A spiking LeNet (`lib.snn.SpikingLeNet`) is about 250 KB.
 - `<run-id>-epoch<NNN>.pt`: the PyTorch `state_dict` of the run `<run-id>` after epoch NNN (a
   copy of its checkpoint). When Tables 1 and 2 select the same point it is one file.
 - `<run-id>-epoch<NNN>.nir`: the same network as a NIR graph (Neuromorphic Intermediate
-  Representation, `nir` on PyPI; `lib.nir_export`), for snnTorch, Norse, SpikingJelly, sinabs,
+  Representation, `nir` on PyPI; `lib.export.nir_export`), for snnTorch, Norse, SpikingJelly, sinabs,
   Lava and neuromorphic chips. It uses NIR's standard meaning (convention "nir"): LIF neurons
   with tau = dt / (1 - beta), r = 1 / (1 - beta), dt = 1e-4 s, and reset *to zero*, the only
   reset NIR expresses. Our neurons reset by subtracting the threshold, so an importer that
   follows NIR runs these weights with the other reset: close to, not the same as, our
-  network (measured in `lib.nir_export`'s docstring). For sinabs, which resets by
+  network (measured in `lib.export.nir_export`'s docstring). For sinabs, which resets by
   subtraction, write the exact twin with
-  `lib.nir_export.write_nir(net, "x.nir", convention="sinabs")`.
+  `lib.export.nir_export.write_nir(net, "x.nir", convention="sinabs")`.
   The readout (the mean over time of fc3) is the graph's Output averaged over the
   `num_steps` steps stored in its metadata.
 - `index.csv`: a row per (table, schedule, seed): {", ".join(INDEX_COLUMNS)}.
@@ -217,7 +219,7 @@ A spiking LeNet (`lib.snn.SpikingLeNet`) is about 250 KB.
 ## Loading
 
 ```python
-from lib import models
+from lib.export import models
 net = models.load("{profile}", "linear", table=1, seed=0)  # a SpikingLeNet, on the CPU, in eval mode
 logits, spikes = net(images)  # images: normalised, (B, 3, 32, 32)
 net = models.load_path("figures/{profile}/models/<file>.pt")  # one file, through the index beside it

@@ -1,8 +1,8 @@
 """The Ray executor: a profile's runs as Ray tasks, on a cluster or a local Ray instance.
 
-    python -m lib.ray_executor PROFILE [--results results] [--jobs N]
+    python -m lib.sweep.ray_executor PROFILE [--results results] [--jobs N]
                                [--cpus-per-run N] [--gpus-per-run F] [--max-retries 3]
-    python -m lib.ray_executor --check-executor NAME     exit 2 unless NAME is local, or ray and Ray imports
+    python -m lib.sweep.ray_executor --check-executor NAME     exit 2 unless NAME is local, or ray and Ray imports
 
 The local executor (make's file targets, `lib.sweep run`) needs nothing but this package;
 this one needs Ray (`pip install -e '.[ray]'`, i.e. ray==2.60.0). Both end in the same
@@ -56,7 +56,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import profiles, record, sweep
+from .. import record, sweep
+from . import profiles
 
 EXECUTORS = ("local", "ray")
 INSTALL = "pip install -e '.[ray]'  (or: pip install 'ray==2.60.0')"
@@ -132,7 +133,7 @@ def train_run(params: dict) -> dict:
     """
     import papermill
 
-    repo = Path(__file__).resolve().parents[1]  # the shipped working_dir on a worker
+    repo = Path(__file__).resolve().parents[2]  # the shipped working_dir on a worker
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="snn-run-") as tmp:
         out = Path(tmp)
@@ -157,7 +158,7 @@ def _node_id() -> str:
 
 def node_data(_: int = 0) -> str:
     """This node's CIFAR-10 folder, or raises DataNotFoundError saying what to do."""
-    from . import data
+    from .. import data
 
     return str(data.resolve_data_dir(None))
 
@@ -271,7 +272,7 @@ def run_sweep(profile: profiles.Profile, results: Path, address: str | None = No
     import ray
     from tqdm import tqdm
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     _connect(address, ray, repo, local_cpus)
     task = ray.remote(train_run).options(max_retries=max_retries, retry_exceptions=False, **res)
     refs = {}
@@ -307,7 +308,7 @@ def run_sweep(profile: profiles.Profile, results: Path, address: str | None = No
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.ray_executor", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lib.sweep.ray_executor", description=__doc__.split("\n\n")[0])
     parser.add_argument("profile", nargs="?", help="a name in params/ (quick) or a YAML path")
     parser.add_argument("--results", default="results", help="results folder (default: results)")
     parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),

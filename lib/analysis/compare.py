@@ -1,11 +1,11 @@
-"""Do your tables agree with the committed ones?  `python -m lib.compare MINE COMMITTED`
+"""Do your tables agree with the committed ones?  `python -m lib.analysis.compare MINE COMMITTED`
 
 MINE and COMMITTED each name the tables of one profile: a folder holding `table1.csv`,
-`table2.csv` (as `lib.report` writes them into `figures/<profile>/`), or `REV:folder` for
+`table2.csv` (as `lib.analysis.report` writes them into `figures/<profile>/`), or `REV:folder` for
 that folder as committed in git (`make reproduce` rewrites `figures/<profile>/`, so after it
 the committed tables are `HEAD:figures/<profile>`). MINE may also be a results folder
 (`results/<profile>`): the tables are then made here from its complete records, by the
-paper's rule (`lib.select`) and ours (`lib.robust`).
+paper's rule (`lib.analysis.select`) and ours (`lib.analysis.robust`).
 
 Per table (table1, table2, and table1_robust, table2_robust where COMMITTED has them) and
 row (schedule), a row agrees when
@@ -43,7 +43,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import record, robust, select
+from .. import record
+from . import robust, select
 
 K = 2.0
 DEFAULT_SD = {"test_accuracy": 0.0048, "spike_reduction": 0.102}
@@ -56,7 +57,8 @@ def _parse(text: str, where: str) -> pd.DataFrame:
     frame = pd.read_csv(io.StringIO(text))
     needed = {"schedule", "seeds", "sigma0", "epoch", *(f"{q}_{s}" for q in QUANTITIES for s in ("mean", "std"))}
     if needed - set(frame.columns):
-        raise ValueError(f"{where}: not a table of lib.report (no {', '.join(sorted(needed - set(frame.columns)))})")
+        missing = ", ".join(sorted(needed - set(frame.columns)))
+        raise ValueError(f"{where}: not a table of lib.analysis.report (no {missing})")
     for column in ("sigma0", "epoch"):  # written as Python lists
         frame[column] = frame[column].map(ast.literal_eval)
     return frame.set_index("schedule")
@@ -140,7 +142,7 @@ def compare(mine: dict, committed: dict, sd: dict = DEFAULT_SD) -> pd.DataFrame:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.compare", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lib.analysis.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("mine", help="figures/<profile>, REV:figures/<profile>, or results/<profile>")
     parser.add_argument("committed", help="the same, e.g. HEAD:figures/quick")
     parser.add_argument("--sd-accuracy", type=float, default=DEFAULT_SD["test_accuracy"],

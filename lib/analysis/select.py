@@ -29,8 +29,8 @@ import math
 
 import pandas as pd
 
-from .record import silent as silent_layers
-from .schedules import NAMES
+from ..record import silent as silent_layers
+from ..schedules import NAMES
 
 TOLERANCES = {"table1": 0.0, "table2": 0.01}
 EPS = 1e-9  # accuracies are k / n: absorbs the rounding of `reference - tolerance`
@@ -62,7 +62,7 @@ def points(records, validation: bool = True) -> pd.DataFrame:
     """One row per (run, epoch) of complete records: the hyperparameters and the metrics.
     Records without a validation split are refused (`require_validation`); `validation=False`
     reads them, their val_* columns null, to report points chosen on another sweep's validation
-    (`lib.report.final_tables`), never to select."""
+    (`lib.analysis.report.final_tables`), never to select."""
     records = list(records)
     if validation:
         require_validation(records)

@@ -1,4 +1,4 @@
-"""A selection rule stable under training noise, reported beside the paper's (`lib.select`),
+"""A selection rule stable under training noise, reported beside the paper's (`lib.analysis.select`),
 and how often each rule's winner changes between seeds.
 
 Why another rule. The paper's rule compares, per seed, every sparse point against the
@@ -22,7 +22,7 @@ the seeds s = 1..S that are present:
 
 and the report gives each seed's *test* numbers at that one (sigma0, n): rows shaped like
 `select.select`'s (one per schedule and seed, plus `margin`), so `select.summarise` and
-`lib.report`'s table writer print them, mean ± sd over seeds. Selection never reads a test
+`lib.analysis.report`'s table writer print them, mean ± sd over seeds. Selection never reads a test
 number. Why each part:
 
 - mean first, maximum after: the reference and the candidates are the same kind of number
@@ -49,8 +49,8 @@ import math
 
 import pandas as pd
 
+from ..schedules import NAMES
 from . import select
-from .schedules import NAMES
 
 LABEL = "ours: reference and choice on the mean over seeds, one standard error margin"
 POINT_KEY = ["schedule", "sigma0", "epoch"]
@@ -88,7 +88,7 @@ def select_robust(pts: pd.DataFrame, tolerance: float) -> pd.DataFrame:
     """Our selection (module docstring) on `points(records)`: one row per (schedule, seed), in
     registry order, with the columns of `pts`, `reference`, `note` and `margin`."""
     if "n_val" not in pts:
-        raise ValueError("points need an n_val column: build them with lib.robust.points(records)")
+        raise ValueError("points need an n_val column: build them with lib.analysis.robust.points(records)")
     seeds = sorted(pts["seed"].unique())
     ref, margin = reference(pts)
     means = pts.groupby(POINT_KEY, sort=False).agg(

@@ -18,7 +18,7 @@ import seaborn as sns
 import torch
 from matplotlib.ticker import MaxNLocator
 
-from . import energy, record, schedules, snn
+from .. import energy, record, schedules, snn
 from .select import TOLERANCES
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -129,7 +129,7 @@ def sparsity_accuracy(pts, selected: dict):
     """Every (sigma0, epoch) point: validation spikes vs accuracy, a panel per schedule.
 
     The baseline's points are grey in every panel; `selected` maps a table name to its
-    `lib.select.select` frame, whose points are marked; dotted lines are the references.
+    `lib.analysis.select.select` frame, whose points are marked; dotted lines are the references.
     """
     names = [s for s in schedules.NAMES if s in set(pts["schedule"]) and s != "baseline"]
     fig, axes = plt.subplots(1, max(1, len(names)), figsize=(3.6 * max(1, len(names)), 3.8),
@@ -169,7 +169,7 @@ def selected_tradeoff(summaries: dict):
 
 
 def confirmation(frame):
-    """`lib.report.confirmation`: each choice's test spike reduction on the seeds it was chosen on
+    """`lib.analysis.report.confirmation`: each choice's test spike reduction on the seeds it was chosen on
     beside the same (sigma0, epoch) on the held-out seeds (error bars: sd over seeds), a panel per
     table; a held-out point is filled where it clears our rule's threshold on validation, hollow
     where it does not, and a cross where a seed's run collapsed (its silent network has almost no
@@ -227,7 +227,7 @@ def spikes_synops_energy(spikes: list, synops: list, ref: dict, layers=snn.LAYER
 
 
 def pareto_fronts(front):
-    """The validation Pareto front of each schedule (`lib.select.pareto_front`), and the same
+    """The validation Pareto front of each schedule (`lib.analysis.select.pareto_front`), and the same
     points on test: accuracy against spikes, a step line per schedule and seed, the baseline's
     own front in black."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)

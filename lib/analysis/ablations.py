@@ -1,7 +1,7 @@
-"""Where explicit spike-count training works: the outcomes of a profile with factors (`lib.profiles`).
+"""Where explicit spike-count training works: the outcomes of a profile with factors (`lib.sweep.profiles`).
 
 Every variant of a study is judged against its *own* baseline (the same setting, cross
-entropy only) with the paper's selection rule (`lib.select`), on validation only:
+entropy only) with the paper's selection rule (`lib.analysis.select`), on validation only:
 
     reference  = best validation accuracy of the variant's baseline, over its epochs
     selected   = per schedule, the (sigma0, epoch) point with the fewest validation spikes
@@ -14,7 +14,7 @@ entropy only) with the paper's selection rule (`lib.select`), on validation only
                  the rules above may pair the baseline's best epoch with any epoch of a
                  sparse run; this one compares equal training lengths
 
-A run *collapses* by the one rule of `lib.select.silent`: its last epoch has a hidden layer
+A run *collapses* by the one rule of `lib.analysis.select.silent`: its last epoch has a hidden layer
 without one validation spike (the readout is then the same for every image, and the
 surrogate passes no gradient back). `runs` gives, per run, the first silent epoch and
 whether it recovered, and `outcomes` the smallest sigma0 of each schedule that collapsed
@@ -48,7 +48,7 @@ def points(collected) -> pd.DataFrame:
 
 
 def runs(pts: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: its last epoch's validation numbers, the first `lib.select.silent` epoch
+    """One row per run: its last epoch's validation numbers, the first `lib.analysis.select.silent` epoch
     (NaN if none) and whether it is still silent at the end (collapsed)."""
     quiet = select.silent(pts)
     last = pts.loc[pts.groupby("run_id", sort=False)["epoch"].idxmax()]
@@ -165,7 +165,7 @@ def reductions_figure(out: pd.DataFrame, rules=("table1", "table2")):
 
 def sparsity_accuracy_figure(pts: pd.DataFrame, ncols: int = 4):
     """Per variant, every (sigma0, epoch) point on validation: accuracy against spikes relative
-    to the variant's baseline at its best epoch; crosses are `lib.select.silent` points."""
+    to the variant's baseline at its best epoch; crosses are `lib.analysis.select.silent` points."""
     variants = list(dict.fromkeys(pts["variant"]))
     nrows = math.ceil(len(variants) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.8 * nrows), sharey=True, squeeze=False)

@@ -7,10 +7,10 @@ continued elsewhere, or a reader rebuilding its tables, needs:
 
   - every complete record (`record.json`, tens of KB): `make reproduce` skips those runs, and
     the tables are computed from records alone;
-  - the checkpoints of the points Tables 1 and 2 select now (`lib.models.index`), the only
+  - the checkpoints of the points Tables 1 and 2 select now (`lib.export.models.index`), the only
     networks `make tables` may publish later. A point not selected now never will be: runs
     still to come only add candidates to a (schedule, seed), and the order among candidates
-    is total (`lib.select.TIE_BREAK`), as long as the seed's reference, its baseline's best
+    is total (`lib.analysis.select.TIE_BREAK`), as long as the seed's reference, its baseline's best
     validation accuracy, is fixed. So for a seed without a complete baseline record every
     checkpoint of its runs is kept.
 
@@ -33,9 +33,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import models, record, report, sweep
-from .profiles import Profile, chosen_path, load_profile
-from .train import CHECKPOINTS
+from .. import record, sweep
+from ..analysis import report
+from ..sweep.profiles import Profile, chosen_path, load_profile
+from ..train import CHECKPOINTS
+from . import models
 
 
 class ArchiveError(ValueError):

@@ -37,7 +37,7 @@ Then every value is a *variant* with its own baseline: `base` (the top-level set
 `<factor>-<label>` for each value, in the file's order. A variant may replace the grid
 (its sigma0 are in its own setting's unit). Its runs have ids `<variant>/<run-id>`.
 
-A profile may also say what each run needs on a Ray cluster (`lib.ray_executor`; the local
+A profile may also say what each run needs on a Ray cluster (`lib.sweep.ray_executor`; the local
 executor has no GPUs to share):
 
     resources:
@@ -62,10 +62,10 @@ from pathlib import Path
 
 import yaml
 
-from . import schedules
-from .train import Params
+from .. import schedules
+from ..train import Params
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PARAMS_DIR = REPO / "params"
 GRID_KEYS = ("seeds", "sigma0", "chosen")
 CHOSEN_TABLES = ("table1_robust", "table2_robust")  # the tables whose choices `grid.chosen` reads

@@ -14,12 +14,12 @@
                                                 the grid yet, as YAML to paste
     python -m lib.sweep pack    PROFILE         merge the complete records, and the checkpoints Tables 1-2
                                                 select, into ARCHIVE/<profile>/ (--archive, default
-                                                records): a sweep's state small enough to commit (`lib.archive`)
+                                                records): a sweep's state small enough to commit (`lib.export.archive`)
     python -m lib.sweep unpack  PROFILE         copy ARCHIVE's complete runs into the results folder,
                                                 where a run has no complete record: the sweep goes on from them
 
-The library they call is `lib.sweep` (run folders, states, execution, collection), `lib.archive`
-(pack, unpack) and `lib.select` (refine); this module is the only one that imports all three, so
+The library they call is `lib.sweep` (run folders, states, execution, collection), `lib.export.archive`
+(pack, unpack) and `lib.analysis.select` (refine); this module is the only one that imports all three, so
 that none of them imports another's layer above it (tests/test_layers.py).
 """
 
@@ -30,7 +30,9 @@ import os
 import sys
 from pathlib import Path
 
-from . import archive, select, sweep
+from .. import sweep
+from ..analysis import select
+from ..export import archive
 from .profiles import Profile, load_profile
 
 
@@ -42,7 +44,7 @@ def _yaml_float(value: float) -> str:
 
 
 def refine(profile: Profile, results="results", tables=(1,)) -> str:
-    """The next stage of a profile's sigma0 search (`lib.select.refinement`) from its complete
+    """The next stage of a profile's sigma0 search (`lib.analysis.select.refinement`) from its complete
     records, on validation only, as the lines of a grid to paste into the profile (every value,
     old and new), one schedule per line; the second stage is then a profile like any other, run
     by `make reproduce`. For a profile with factors, the base variant's runs only."""

@@ -2,7 +2,7 @@
 
 Takes the complete records of a profile's runs as `lib.sweep.collect` reads them, never
 trains; the runs without a complete record are named in the caption with their state.
-The tables hold, per loss function, the selected sigma0 and training epochs (`lib.select`),
+The tables hold, per loss function, the selected sigma0 and training epochs (`lib.analysis.select`),
 the test accuracy, average spike count, SynOps and energy per image (`lib.energy`; the
 caption states the constants and the same LeNet's energy as a non-spiking network), the
 spike reduction against the baseline row, and the paper's own row beside ours
@@ -10,7 +10,7 @@ spike reduction against the baseline row, and the paper's own row beside ours
 are rows like the paper's schedules, with no paper row. With several seeds every number is
 mean ± sd over them.
 
-Beside the paper's rule, the same tables by our stable rule (`lib.robust`), written as
+Beside the paper's rule, the same tables by our stable rule (`lib.analysis.robust`), written as
 `table1_robust` and `table2_robust` and labelled as ours by `robust.caption`; how often each
 rule's winner changes between seeds (`selection_stability`: the paper's rule and ours on each
 seed alone, ours on all seeds but one); and which machines and seeds stand behind the records
@@ -26,8 +26,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import paper, provenance, record, robust, select
-from .schedules import LABELS as LOSS_FUNCTION
+from .. import paper, record
+from ..schedules import LABELS as LOSS_FUNCTION
+from . import provenance, robust, select
 
 CAPTIONS = {
     "table1": "Table 1: best validation sparsity with no increase in validation error",
@@ -54,7 +55,7 @@ def seeds(records) -> list:
 
 
 def provenance_note(records) -> str:
-    """The machines (`lib.provenance.note`) and the seeds behind the records, for a caption."""
+    """The machines (`lib.analysis.provenance.note`) and the seeds behind the records, for a caption."""
     found = seeds(records)
     return f"{provenance.note(records)} Seeds: {len(found)} ({', '.join(map(str, found))})."
 
@@ -62,7 +63,7 @@ def provenance_note(records) -> str:
 def caption(name: str, collected, selected: pd.DataFrame | None = None) -> str:
     """The table's title, the profile, what energy counts, which runs it lacks, and the machines
     and seeds behind it (`collected`: a `lib.sweep.Collected`). With `selected` (rows of
-    `lib.robust.select_robust`) the table is ours, and `robust.caption` says so after the title."""
+    `lib.analysis.robust.select_robust`) the table is ours, and `robust.caption` says so after the title."""
     total = len(collected.profile.runs)
     text = (f"{CAPTIONS[name]} (profile {collected.profile.name}: {len(collected.records)} of {total} runs; "
             f"test accuracy, spikes and SynOps per image of the selected point, mean ± sd over the seeds "
@@ -147,8 +148,8 @@ def write_table(frame: pd.DataFrame, summary: pd.DataFrame, folder, name: str, c
 
 
 def robust_tables(records) -> dict[str, pd.DataFrame]:
-    """Table name -> the rows our stable rule selects (`lib.robust.select_robust`), per tolerance
-    of `lib.select.TOLERANCES`; written as `<name>_robust` beside the paper's rule's table."""
+    """Table name -> the rows our stable rule selects (`lib.analysis.robust.select_robust`), per tolerance
+    of `lib.analysis.select.TOLERANCES`; written as `<name>_robust` beside the paper's rule's table."""
     pts = robust.points(records)
     return {name: robust.select_robust(pts, tolerance) for name, tolerance in select.TOLERANCES.items()}
 
@@ -158,7 +159,7 @@ STABILITY_COLUMNS = ["table", "draws", "rule", "schedule", "pairs", "point_chang
 
 
 def selection_stability(records) -> pd.DataFrame:
-    """How often each rule's winner changes between draws of seeds (`lib.robust.stability`), per
+    """How often each rule's winner changes between draws of seeds (`lib.analysis.robust.stability`), per
     table: the paper's rule and ours on each seed alone (`single seeds`), ours on all seeds but
     one (`leave one out`; with 2 seeds that is each seed alone again, and the note says so).
     With fewer than 2 seeds there is nothing to compare: one row whose note says so."""
@@ -199,8 +200,8 @@ def write_stability(frame: pd.DataFrame, folder, name: str = "selection_stabilit
 
 def write_provenance(collected, folder, name: str = "provenance") -> Path:
     """`name`.md: the profile, how many runs complete, the machines and seeds behind the records
-    (`provenance_note`), a row per machine with its full fingerprint (`lib.provenance.machines`)
-    and a row per seed with what its runs cost (`lib.provenance.compute`)."""
+    (`provenance_note`), a row per machine with its full fingerprint (`lib.analysis.provenance.machines`)
+    and a row per seed with what its runs cost (`lib.analysis.provenance.compute`)."""
     machines = provenance.machines(collected.records)
     machines = machines.where(machines.notna(), "")  # no CUDA on a CPU run: an empty cell, not "nan"
     cost = provenance.compute(collected.records).round({"run_hours": 2, "seconds_per_epoch": 1})
@@ -229,7 +230,7 @@ PARETO_COLUMNS = ["schedule", "loss_function", "seed", "sigma0", "epoch", "val_a
 
 
 def write_pareto(front: pd.DataFrame, folder, name: str = "pareto_fronts") -> Path:
-    """`name`.csv: the points of `lib.select.pareto_front`, their validation and test numbers."""
+    """`name`.csv: the points of `lib.analysis.select.pareto_front`, their validation and test numbers."""
     frame = front.assign(loss_function=front["schedule"].map(LOSS_FUNCTION))[PARETO_COLUMNS]
     return write_text(Path(folder) / f"{name}.csv", frame.to_csv(index=False))
 
@@ -265,7 +266,7 @@ def confirmation(records, chosen) -> pd.DataFrame:
     """A row per (table, schedule) of `chosen`'s table{1,2}_robust.csv (the choices of our rule on
     the seeds they were chosen on): its sigma0 and epoch, the numbers it was chosen with, and the same
     (sigma0, epoch) on `records` (other seeds, the same setting): validation and test accuracy mean ±
-    sd, the held-out baseline's reference and margin computed as `lib.robust` computes them (on the
+    sd, the held-out baseline's reference and margin computed as `lib.analysis.robust` computes them (on the
     held-out seeds with a complete baseline), the threshold reference - tolerance - margin, the spike
     reduction against each held-out seed's baseline row of our rule, and `holds`: whether the mean
     validation accuracy over the held-out seeds clears that threshold. Selection reads validation
@@ -361,7 +362,7 @@ def write_confirmation(frame: pd.DataFrame, folder, name: str = "confirmation") 
 # ---------------------------------------------------------------------------
 # The README's answer table: a profile's committed tables beside the paper's.
 
-ANSWER_BEGIN = "<!-- answer table: written by `python -m lib.report --readme README.md figures/paper` -->"
+ANSWER_BEGIN = "<!-- answer table: written by `python -m lib.analysis.report --readme README.md figures/paper` -->"
 ANSWER_END = "<!-- end of answer table -->"
 RULES = {"": "paper's rule", "_robust": "our rule"}
 
@@ -419,7 +420,7 @@ def replace_block(text: str, block: str, begin: str = ANSWER_BEGIN, end: str = A
 def main(argv=None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m lib.report", description="The README's answer table.")
+    parser = argparse.ArgumentParser(prog="python -m lib.analysis.report", description="The README's answer table.")
     parser.add_argument("folder", help="a profile's tables, e.g. figures/paper")
     parser.add_argument("--readme", help="rewrite this file's answer block in place (else print the table)")
     args = parser.parse_args(argv)

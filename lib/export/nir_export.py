@@ -90,8 +90,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import record
-from .snn import LAYERS, SpikingLeNet
+from .. import record
+from ..snn import LAYERS, SpikingLeNet
 
 DT = 1e-4
 """The Euler time step the graph is written for (snnTorch's importer assumes it)."""

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's lib, also without PYTHONPATH
 
 import torch  # noqa: E402
 
-from lib import train  # noqa: E402
+from lib import machine  # noqa: E402
 from lib.sweep import profiles  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "epoch_cost.json"
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         parser.error("set CIFAR10_DIR to the CIFAR-10 folder")
     result = {"command": "python benchmarks/epoch_cost.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "machine": train.machine(torch.device("cpu")), "load_average_start": os.getloadavg(), "profiles": {}}
+              "machine": machine.machine(torch.device("cpu")), "load_average_start": os.getloadavg(), "profiles": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for profile in args.profiles.split(","):
             params, rounds = setting(profile), []

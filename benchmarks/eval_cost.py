@@ -6,7 +6,7 @@
 The quick profile's setting (params/quick.yaml): 20,000 training / 5,000 validation / 5,000
 test images, T = 8, batch 64, one torch thread. One process does, back to back, `rounds`
 times: one training epoch (`lib.train.train_epoch`, the same code a run times), then the
-evaluation of validation and test as a run does it after every epoch (`lib.train.evaluate_splits`),
+evaluation of validation and test as a run does it after every epoch (`lib.evaluate.evaluate_splits`),
 then the evaluation as it was before (`evaluate_before` below: a copy of lib.train's earlier
 `evaluate`, float64 per-sample SynOps, with every LIF layer through the autograd Function, which
 keeps the membranes and computes the surrogate even without grad). Ratios are eval seconds /
@@ -33,12 +33,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib import data, energy, snn  # noqa: E402
-from lib.train import Params, evaluate_splits, initial_network, keep_freed_memory, train_epoch  # noqa: E402
+from lib.evaluate import evaluate_splits
+from lib.machine import keep_freed_memory
+from lib.params import Params, initial_network
+from lib.train import train_epoch  # noqa: E402
 
 
 @torch.no_grad()
 def evaluate_before(model, split: data.Split, batch_size: int) -> dict:
-    """lib.train.evaluate as it was before the layer-by-layer evaluation (with LIF layers patched back by `old_lif`)."""
+    """lib.evaluate.evaluate as it was before the layer-by-layer evaluation (LIF layers patched back by `old_lif`)."""
     model.eval()
     fanout = energy.fanouts(model)
     correct, spikes = 0, torch.zeros(len(snn.LAYERS), dtype=torch.float64)

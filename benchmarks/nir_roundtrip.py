@@ -21,6 +21,7 @@ import torch
 
 from lib import data, train
 from lib.export import nir_export
+from lib.params import OPTIMISERS, Params
 
 OUT = Path("results/nir_roundtrip")
 
@@ -36,17 +37,17 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    params = train.Params(schedule=args.schedule, sigma0=args.sigma0, epochs=args.epochs,
-                          train_size=args.train_size, test_size=args.test_size, init_gain=3.0,
-                          threads=args.threads, progress=False)
+    params = Params(schedule=args.schedule, sigma0=args.sigma0, epochs=args.epochs,
+                    train_size=args.train_size, test_size=args.test_size, init_gain=3.0,
+                    threads=args.threads, progress=False)
     splits = data.prepare(data.load_cifar10(data.resolve_data_dir(), None), params.seed, params.val_fraction,
                           params.train_size, params.val_size, params.test_size, torch.device("cpu"))
     torch.manual_seed(params.seed)
-    model = train.initial_network(params)
+    model = params.initial_network(params)
     if args.state:
         model.load_state_dict(torch.load(args.state, map_location="cpu"))
     else:
-        optimiser = train.OPTIMISERS[params.optimiser](model.parameters(), params.lr)
+        optimiser = OPTIMISERS[params.optimiser](model.parameters(), params.lr)
         generator = torch.Generator().manual_seed(params.seed)
         for epoch in range(1, params.epochs + 1):
             train.train_epoch(model, optimiser, splits.train, params, epoch, generator)

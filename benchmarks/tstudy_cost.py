@@ -23,7 +23,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib import data  # noqa: E402
-from lib.train import Params, evaluate_splits, initial_network, keep_freed_memory, train_epoch  # noqa: E402
+from lib.evaluate import evaluate_splits
+from lib.machine import keep_freed_memory
+from lib.params import Params, initial_network
+from lib.train import train_epoch  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "tstudy_cost.json"
 STEPS = (8, 16, 32)

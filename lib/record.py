@@ -4,7 +4,7 @@ One run writes one record, atomically, after every epoch (`write`). Its shape:
 
     Record                          version 2 (records without a version are version 1)
       version, status, reason       status: running | complete | collapsed | failed (reason says why)
-      params                        every field of `lib.train.Params`, as the run used them
+      params                        every field of `lib.params.Params`, as the run used them
       epochs: [Epoch, ...]          one row per finished epoch, in order
       versions, device, host, seed, started, wall_seconds
       machine                       hardware fingerprint (v2; None in v1): where the numbers were made

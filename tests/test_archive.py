@@ -8,9 +8,10 @@ import torch
 import yaml
 
 from lib import energy, record, sweep
+from lib.checkpoints import checkpoint_name, save_checkpoint
 from lib.export import archive, models
+from lib.params import Params, initial_network
 from lib.sweep import cli, profiles
-from lib.train import Params, checkpoint_name, initial_network, save_checkpoint
 
 torch.set_num_threads(1)
 pytest.importorskip("nir")  # models.publish writes NIR files

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 
 from lib import kernels, snn
 from lib.data import load_cifar10, prepare
+from lib.params import Params, initial_network
 from lib.snn import SURROGATES, LIFParameters, lif_layer_torch
-from lib.train import Params, initial_network
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -168,6 +168,6 @@ def test_snn_fused_0_chooses_the_pytorch_path_silently():
 
 
 def test_records_name_the_kernel():
-    from lib.train import machine
+    from lib.machine import machine
 
     assert machine(torch.device("cpu"))["lif_kernel"] == "fused"

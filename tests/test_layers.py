@@ -26,7 +26,8 @@ import pytest
 LIB = Path(__file__).resolve().parents[1] / "lib"
 
 LAYERS = {
-    "core": {"kernels", "snn", "schedules", "penalties", "energy", "data", "train", "record", "paper"},
+    "core": {"kernels", "snn", "schedules", "penalties", "energy", "data", "params", "machine", "train",
+             "checkpoints", "evaluate", "record", "paper"},
     "analysis": {"analysis", "analysis.select", "analysis.robust", "analysis.report", "analysis.plots",
                  "analysis.compare", "analysis.provenance", "analysis.ablations"},
     "sweep": {"sweep", "sweep.profiles", "sweep.ray_executor"},

@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from lib import record, sweep, train
+from lib import checkpoints, record, sweep
 from lib.analysis import select
+from lib.checkpoints import checkpoint_name, load_checkpoint, save_checkpoint
 from lib.export import models
+from lib.params import Params, initial_network
 from lib.sweep import profiles
-from lib.train import Params, checkpoint_name, initial_network, load_checkpoint, save_checkpoint
 
 torch.set_num_threads(1)
 nir = pytest.importorskip("nir")
@@ -154,7 +155,7 @@ def test_publish_checks_every_checkpoint_before_writing_and_drops_stale_files(sw
     missing = results / "hand" / "linear-s1e-06-seed0" / checkpoint_name(1)
     saved = missing.read_bytes()
     missing.unlink()
-    with pytest.raises(train.CheckpointError, match=f"{missing}: checkpoint missing"):
+    with pytest.raises(checkpoints.CheckpointError, match=f"{missing}: checkpoint missing"):
         models.publish(collected, folder, results)
     assert [p.name for p in folder.iterdir()] == [stale.name]  # nothing written
     missing.write_bytes(saved)

@@ -19,6 +19,7 @@ import yaml
 
 from lib import record, schedules, sweep, train
 from lib.export import archive
+from lib.params import Params
 from lib.sweep import profiles
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,7 +177,7 @@ def test_two_seeds_give_mean_and_sd_through_the_tables(tmp_path, cifar10_dir, ca
 
 
 def test_committed_notebooks_are_clean_and_parameters_match_params():
-    fields = list(train.Params.__dataclass_fields__)
+    fields = list(Params.__dataclass_fields__)
     for name in ("train.ipynb", "tables.ipynb", "ablations.ipynb", "final.ipynb"):
         nb = nbformat.read(NOTEBOOKS / name, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
@@ -189,7 +190,7 @@ def test_committed_notebooks_are_clean_and_parameters_match_params():
     assert names == [*fields, "grid", "factors", "resources"]  # the profile keys papermill -f passes along
     defaults = {}
     exec(params_cell.source, {}, defaults)
-    assert train.Params.from_namespace(defaults) == train.Params()
+    assert Params.from_namespace(defaults) == Params()
     assert all("  # " in line for line in params_cell.source.splitlines())
 
 

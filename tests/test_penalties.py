@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from lib import energy, penalties, schedules
+from lib.params import Params
 from lib.snn import LIFParameters, SpikingLeNet, spike_count
-from lib.train import Params, sparsity_penalty
+from lib.train import sparsity_penalty
 
 
 def test_upper_bound_by_hand():

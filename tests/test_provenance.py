@@ -2,7 +2,7 @@
 
 from lib.analysis import provenance
 
-# as lib.train.machine writes them: on the CPU no CUDA version and the CPU model as the device
+# as lib.machine.machine writes them: on the CPU no CUDA version and the CPU model as the device
 EPYC = {"cpu": "AMD EPYC 7B13", "cpu_capability": "AVX2", "threads": 1, "torch": "2.14.1+cu130", "cuda": None,
         "cudnn": None, "device_name": "AMD EPYC 7B13", "platform": "Linux-x86_64", "python": "3.11.7"}
 H200 = {**EPYC, "threads": 16, "device_name": "NVIDIA H200", "cuda": "13.0", "cudnn": 91000}

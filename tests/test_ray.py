@@ -50,7 +50,8 @@ def test_unknown_executor_and_missing_ray_are_clear_errors(tmp_path):
         ray_executor.check_executor("nonsense")
     assert ray_executor.main(["--check-executor", "nonsense"]) == 2
     # Ray hidden from a fresh interpreter, as on a machine without the extra
-    hide = "import sys; sys.modules['ray'] = None; from lib.sweep import ray_executor as r; sys.exit(r.main(sys.argv[1:]))"
+    hide = ("import sys; sys.modules['ray'] = None; from lib.sweep import ray_executor as r; "
+            "sys.exit(r.main(sys.argv[1:]))")
     done = subprocess.run([sys.executable, "-c", hide, "smoke", "--results", str(tmp_path)], env=env(),
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "EXECUTOR=ray needs Ray" in done.stderr and "pip install" in done.stderr

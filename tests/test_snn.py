@@ -201,7 +201,7 @@ def test_activity_gives_per_neuron_counts_that_sum_to_spikes():
 
 
 def test_training_builds_every_lif_layer_from_params():
-    from lib.train import Params, initial_network
+    from lib.params import Params, initial_network
 
     params = Params(beta=0.5, threshold=0.7, surrogate="fast_sigmoid", surrogate_gamma=2.0, surrogate_scale=3.0,
                     detach_reset=False, num_steps=3, encoding="poisson")

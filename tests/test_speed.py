@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from lib.machine import MALLOC_ENV
 from lib.snn import LIFParameters, SpikingLeNet
-from lib.train import MALLOC_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ def test_evaluation_without_autograd_gives_the_same_numbers():
 # block is mmapped unless the threshold was raised to 1 GiB.
 MMAPPED_BY_ONE_MALLOC = textwrap.dedent("""
     import ctypes
-    from lib.train import keep_freed_memory
+    from lib.machine import keep_freed_memory
 
     class Mallinfo2(ctypes.Structure):
         _fields_ = [(name, ctypes.c_size_t) for name in

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from lib import record, schedules, sweep, train
+from lib import record, schedules, sweep
+from lib.params import Params
 from lib.sweep import cli, profiles
 
 GRID = {"seeds": [0], "sigma0": {"baseline": [], "linear": [3e-6, 1e-6]}}
@@ -23,7 +24,7 @@ BASELINE_PARAMS = {"schedule": "baseline", "sigma0": 0.0, "seed": 0}  # as lib.t
 
 def complete_record(params):
     """A complete record of `params` (one row per planned epoch)."""
-    n = params.get("epochs", train.Params().epochs)  # a parameter left out is recorded as its default
+    n = params.get("epochs", Params().epochs)  # a parameter left out is recorded as its default
     return {"status": "complete", "params": {"epochs": n, **params}, "epochs": [{"epoch": i + 1} for i in range(n)]}
 
 

@@ -8,21 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib import data, energy, record
+from lib import checkpoints, data, energy, record
+from lib import evaluate as evaluate_module
 from lib import train as train_module
+from lib.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from lib.evaluate import evaluate, evaluate_splits
+from lib.params import DEFAULT_SIGMA0, OPTIMISERS, Params, initial_network
 from lib.schedules import REGULARISERS
-from lib.train import (
-    DEFAULT_SIGMA0,
-    OPTIMISERS,
-    CheckpointError,
-    Params,
-    evaluate,
-    evaluate_splits,
-    initial_network,
-    load_checkpoint,
-    run,
-    save_checkpoint,
-)
+from lib.train import run
 
 SMALL = dict(epochs=2, train_size=512, val_size=256, test_size=256, num_steps=4, progress=False)
 
@@ -379,7 +372,7 @@ def test_crop_flip_augments_training_batches_only(cifar10_dir, cache_dir, tmp_pa
 def test_a_run_silent_on_validation_two_epochs_running_stops_as_collapsed(stop, epochs, cifar10_dir, cache_dir,
                                                                          tmp_path, monkeypatch):
     # validation as lib.train computes it, except lif3 reported silent from epoch 2 on
-    real, calls = train_module.evaluate_splits, []
+    real, calls = evaluate_module.evaluate_splits, []
 
     def evaluate_splits(model, splits, batch_size):
         calls.append(1)
@@ -498,7 +491,7 @@ def test_an_interrupted_run_resumes_with_the_numbers_of_an_uninterrupted_one(
     whole, cut = whole_and_interrupted
     out = copy_of(cut, tmp_path)
     left = record.load(out / "record.json")
-    assert (left["status"], len(left["epochs"])) == ("failed", 2) and (out / train_module.RESUME).is_file()
+    assert (left["status"], len(left["epochs"])) == ("failed", 2) and (out / checkpoints.RESUME).is_file()
     if status == "running":
         record.write(out / "record.json", {**left, "status": "running", "reason": None})
     resumed = run(output_dir=str(out), data_dir=cifar10_dir, cache_dir=cache_dir, **RESUMED)
@@ -508,7 +501,7 @@ def test_an_interrupted_run_resumes_with_the_numbers_of_an_uninterrupted_one(
     assert strip == [{k: v for k, v in row.items() if k not in TIMES} for row in whole["epochs"]]
     assert resumed["epochs"][:2] == left["epochs"]  # the first attempt's rows are kept as they were
     assert resumed["wall_seconds"] > left["wall_seconds"]
-    assert not (out / train_module.RESUME).exists()  # removed once the run is complete
+    assert not (out / checkpoints.RESUME).exists()  # removed once the run is complete
     final = torch.load(out / "checkpoints" / "epoch-003.pt")
     whole_dir = Path(whole["params"]["output_dir"])
     assert all(torch.equal(final[k], v) for k, v in torch.load(whole_dir / "checkpoints" / "epoch-003.pt").items())
@@ -519,9 +512,9 @@ def test_the_interrupted_run_is_resumable_from_anywhere_but_another_machine(whol
     out = copy_of(cut, tmp_path)
     rec = record.load(out / "record.json")
     moved = Params.from_dict({**RESUMED, "output_dir": "elsewhere", "progress": True, "data_dir": "/d"})
-    found = train_module.resumable(out, moved, rec["machine"])  # RESUME_MAY_DIFFER may differ
+    found = checkpoints.resumable(out, moved, rec["machine"])  # RESUME_MAY_DIFFER may differ
     assert found is not None and found.state["epoch"] == 2 and found.record["epochs"] == rec["epochs"]
-    assert train_module.resumable(out, moved, {**rec["machine"], "cpu_capability": "other"}) is None
+    assert checkpoints.resumable(out, moved, {**rec["machine"], "cpu_capability": "other"}) is None
 
 
 @pytest.mark.parametrize("change", [
@@ -530,8 +523,8 @@ def test_the_interrupted_run_is_resumable_from_anywhere_but_another_machine(whol
     lambda out, rec: {**RESUMED, "epochs": 4},  # another plan (the schedules depend on N)
     lambda out, rec: record.write(out / "record.json", {**rec, "reason": "diverged: loss is nan at epoch 3"}),
     lambda out, rec: record.write(out / "record.json", {**rec, "status": "complete"}),
-    lambda out, rec: (out / train_module.RESUME).unlink(),
-    lambda out, rec: (out / train_module.RESUME).write_bytes(b"junk"),
+    lambda out, rec: (out / checkpoints.RESUME).unlink(),
+    lambda out, rec: (out / checkpoints.RESUME).write_bytes(b"junk"),
     lambda out, rec: (out / "checkpoints" / "epoch-002.pt").unlink(),
     lambda out, rec: record.write(out / "record.json", {**rec, "epochs": rec["epochs"][:1]}),  # state 1 ahead
 ], ids=["params", "threads", "epochs", "diverged", "finished", "no-state", "junk-state", "no-weights", "state-ahead"])
@@ -541,7 +534,7 @@ def test_anything_but_the_same_interrupted_run_starts_over(change, whole_and_int
     rec = record.load(out / "record.json")
     params = change(out, rec)  # new parameters, or a change to the folder (the same parameters)
     params = params if isinstance(params, dict) else RESUMED
-    assert train_module.resumable(out, Params.from_dict({**params, "output_dir": str(out)}), rec["machine"]) is None
+    assert checkpoints.resumable(out, Params.from_dict({**params, "output_dir": str(out)}), rec["machine"]) is None
 
 
 def test_a_fresh_start_over_an_interrupted_attempt_drops_its_rows_and_weights(whole_and_interrupted, cifar10_dir,

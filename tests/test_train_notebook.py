@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lib import train
+from lib.params import Params
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "train.ipynb"
@@ -29,7 +29,7 @@ def test_a_misspelled_parameter_stops_the_notebook_naming_it_and_the_valid_ones(
     done = papermill(tmp_path, "-f", "params/smoke.yaml", "-p", "lerning_rate", "0.5",
                      "-p", "output_dir", str(tmp_path / "run"))
     assert done.returncode != 0
-    fields = ", ".join(f.name for f in train.Params.__dataclass_fields__.values())
+    fields = ", ".join(f.name for f in Params.__dataclass_fields__.values())
     assert f"ValueError: unknown parameter(s) lerning_rate; valid: {fields}, grid, factors, resources" in done.stderr
     assert not (tmp_path / "run").exists()  # stopped before any work: no record
 

@@ -58,7 +58,7 @@ def describe(row) -> str:
     if all(row[f] == UNKNOWN for f in FIELDS):
         return "an unrecorded machine (records before version 2)"
     threads = f"{row['threads']} thread{'' if row['threads'] == 1 else 's'}"
-    # `lib.train.machine` records cuda None for a run on the CPU, and then names the CPU again as its device
+    # `lib.machine.machine` records cuda None for a run on the CPU, and then names the CPU again as its device
     device = "CPU" if row["cuda"] is None else f"{row['device_name']} (CUDA {row['cuda']}, cuDNN {row['cudnn']})"
     fused = ", fused LIF kernel" if row.get(KERNEL) == "fused" else ""
     return f"{row['cpu']} ({row['cpu_capability']}), {threads}, {device}, torch {row['torch']}{fused}"

@@ -35,8 +35,8 @@ from pathlib import Path
 
 from .. import record, sweep
 from ..analysis import report
+from ..checkpoints import CHECKPOINTS
 from ..sweep.profiles import Profile, chosen_path, load_profile
-from ..train import CHECKPOINTS
 from . import models
 
 

@@ -23,7 +23,7 @@ the files it names; files of an earlier publish that are no longer selected are 
     net = models.load_path("figures/quick/models/linear-s2e-06-seed0-epoch010.pt")
     baseline_row, sparse_row = models.sparsest_pair(models.read_index(folder))  # for the rasters
 
-`load` rebuilds the network from the index's `params` (the run's `lib.train.Params`, as
+`load` rebuilds the network from the index's `params` (the run's `lib.params.Params`, as
 JSON) and gives it the weights; a missing or unreadable file is a ModelError naming it.
 """
 
@@ -36,8 +36,8 @@ from pathlib import Path
 import pandas as pd
 
 from .. import record as records
-from .. import train
 from ..analysis import select
+from ..checkpoints import CheckpointError, load_checkpoint, trained_network
 from ..snn import SpikingLeNet
 from . import nir_export
 
@@ -100,7 +100,7 @@ def publish(collected, folder, results) -> pd.DataFrame:
     for row in files.itertuples():  # every checkpoint is loaded (and so checked) before the first write
         run_dir = results / collected.profile.name / row.run_id
         source = run_dir / checkpoints[(row.run_id, row.epoch)]
-        networks[row.state_dict] = (source, train.load_checkpoint(run_dir, row.epoch))
+        networks[row.state_dict] = (source, load_checkpoint(run_dir, row.epoch))
     folder.mkdir(parents=True, exist_ok=True)
     for name, (source, model) in networks.items():
         records.atomic(folder / name, lambda tmp, source=source: shutil.copyfile(source, tmp))
@@ -137,8 +137,9 @@ def _table_name(table) -> str:
 def _build(row, path: Path) -> SpikingLeNet:
     """The network of an index row, with the weights of `path`."""
     try:
-        return train.trained_network(json.loads(row["params"]), path, str(path.parent / INDEX), kind="network file")
-    except train.CheckpointError as err:
+        return trained_network(json.loads(row["params"]), path, str(path.parent / INDEX),
+                               kind="network file")
+    except CheckpointError as err:
         raise ModelError(str(err)) from None
 
 
@@ -212,7 +213,7 @@ A spiking LeNet (`lib.snn.SpikingLeNet`) is about 250 KB.
 - `index.csv`: a row per (table, schedule, seed): {", ".join(INDEX_COLUMNS)}.
   `table` is table1 (no loss of validation accuracy) or table2 (at most one point lost);
   the accuracies are fractions, the spikes per image (all hidden layers, all time steps);
-  `params` is the run's `lib.train.Params` as JSON (less `output_dir`, where it ran), all
+  `params` is the run's `lib.params.Params` as JSON (less `output_dir`, where it ran), all
   that is needed to rebuild the network; `note` says why a row has no file (no point within the tolerance{
         f"; {v1} rows of runs recorded before checkpoints existed" if v1 else ""}).
 

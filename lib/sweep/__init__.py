@@ -12,7 +12,7 @@ the kernel releases it when the process dies, so a crashed sweep never blocks th
 a second sweep skips a run in progress). Only a complete run's executed notebook and then
 its `record.json` are moved up (`finish`, atomic). So `record.json` exists iff the run is
 complete: it is make's target, an interrupted sweep resumes where it stopped (a run in flight
-after its last recorded epoch, `lib.train.resumable`), and a failed
+after its last recorded epoch, `lib.checkpoints.resumable`), and a failed
 run leaves `partial/train.ipynb` to read. A run's state (`state`): complete; stale (its
 record's parameters differ from the profile's now); unreadable (a `record.json`
 `lib.record.load` refuses); failed (with the run's own error); running (locked by another
@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import record
-from ..train import CHECKPOINTS, Params
+from ..checkpoints import CHECKPOINTS
+from ..params import Params
 from .profiles import Profile, Run, load_profile, profile_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -277,7 +278,7 @@ def execute(profile: Profile, run: Run, results: Path, jobs: int = 1, log_output
 
     Runs in `partial/`, then `finish` moves the notebook and, last, the record up. An
     interrupted attempt's record and checkpoints stay there: `lib.train.run` continues it after
-    its last recorded epoch when it can (`lib.train.resumable`), and starts over otherwise.
+    its last recorded epoch when it can (`lib.checkpoints.resumable`), and starts over otherwise.
     """
     import papermill
 

@@ -1,7 +1,7 @@
 """Profiles: the YAML description of a sweep, read, checked and expanded into runs.
 
 A profile is a YAML file `params/<name>.yaml`: run parameters (keys of
-`lib.train.Params`, the same for every run) plus a grid
+`lib.params.Params`, the same for every run) plus a grid
 
     grid:
       seeds: [0]
@@ -63,7 +63,7 @@ from pathlib import Path
 import yaml
 
 from .. import schedules
-from ..train import Params
+from ..params import Params
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS_DIR = REPO / "params"

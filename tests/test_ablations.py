@@ -3,10 +3,12 @@
 import json
 import math
 
+import factories
 import nbformat
 import pandas as pd
 import pytest
 import yaml
+from factories import epoch_row
 from matplotlib.figure import Figure
 
 from lib import sweep
@@ -35,15 +37,13 @@ def layers(spk):
 
 
 def record(schedule, sigma0, rows, params):
-    epochs = [{"epoch": n, "val_accuracy": acc, "val_spikes": float(spk), "test_accuracy": acc - 0.01,
-               "test_spikes": spk + 1.0, "val_spikes_per_layer": layers(spk),
-               "test_spikes_per_layer": [0.75 * spk, 0.25 * spk + 1, 0.0, 0.0],
-               # records carry SynOps and energy too (lib.energy); the study does not judge them
-               "val_synops": 100.0 * spk, "test_synops": 100.0 * spk, "test_energy_pj": 90.0 * spk,
-               "test_synops_per_layer": [75.0 * spk, 25.0 * spk, 0.0, 0.0]}
+    epochs = [epoch_row(n, acc, float(spk), val_spikes_per_layer=layers(spk),
+                        test_spikes_per_layer=[0.75 * spk, 0.25 * spk + 1, 0.0, 0.0],
+                        # records carry SynOps and energy too (lib.energy); the study does not judge them
+                        val_synops=100.0 * spk, test_synops=100.0 * spk, test_energy_pj=90.0 * spk,
+                        test_synops_per_layer=[75.0 * spk, 25.0 * spk, 0.0, 0.0])
               for n, (acc, spk) in enumerate(rows, start=1)]
-    return {"params": {**params, "schedule": schedule, "sigma0": sigma0, "seed": 0}, "status": "complete",
-            "epochs": epochs}
+    return factories.record(schedule, sigma0, epochs, params=params)
 
 
 @pytest.fixture

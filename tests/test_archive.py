@@ -3,9 +3,11 @@ on hand-made records whose selections are worked out by hand below."""
 
 import json
 
+import factories
 import pytest
 import torch
 import yaml
+from factories import epoch_row
 
 from lib import energy, record, sweep
 from lib.checkpoints import checkpoint_name, save_checkpoint
@@ -34,14 +36,6 @@ SECOND = {
 }
 
 
-def epoch_row(n, val_accuracy, val_spikes):
-    layers = [val_spikes / 4] * 4
-    return {"epoch": n, "val_accuracy": val_accuracy, "val_spikes": val_spikes, "test_accuracy": val_accuracy - 0.01,
-            "test_spikes": val_spikes + 1, "val_synops": 0.0, "test_synops": 0.0, "test_energy_pj": 1.0,
-            "val_spikes_per_layer": layers, "test_spikes_per_layer": layers, "test_synops_per_layer": layers,
-            "checkpoint": checkpoint_name(n)}
-
-
 @pytest.fixture
 def profile(tmp_path):
     path = tmp_path / "p.yaml"
@@ -60,9 +54,8 @@ def train_by_hand(profile, results, runs):
             torch.manual_seed(10 * i + n)
             save_checkpoint(initial_network(Params(**params)), folder / checkpoint_name(n))
         (folder / "train.ipynb").write_text("{}")  # the executed notebook: never archived
-        epochs = [epoch_row(n, *row) for n, row in enumerate(rows, start=1)]
-        record.write(folder / "record.json", {"version": record.VERSION, "status": "complete", "params": params,
-                                              "epochs": epochs})
+        epochs = [epoch_row(n, *row, checkpoint=checkpoint_name(n)) for n, row in enumerate(rows, start=1)]
+        record.write(folder / "record.json", factories.record(run.schedule, run.sigma0, epochs, run.seed, params))
 
 
 def files(root):
@@ -149,11 +142,11 @@ def test_a_sweep_without_validation_keeps_its_chosen_epochs_and_reports_them(tmp
         for n in (1, 2):
             torch.manual_seed(10 * i + n)
             save_checkpoint(initial_network(Params(**params)), folder / checkpoint_name(n))
-        epochs = [{**epoch_row(n, 0.0, 800 - 100 * n - 300 * i), "val_accuracy": None, "val_spikes": None}
-                  for n in (1, 2)]
-        record.write(folder / "record.json", {"version": record.VERSION, "status": "complete", "params": params,
-                                              "epochs": epochs, "data": {"train": 50_000, "val": 0, "test": 10_000},
-                                              "energy": energy.reference(initial_network(Params(**params)))})
+        epochs = [{**epoch_row(n, 0.0, 800 - 100 * n - 300 * i, checkpoint=checkpoint_name(n)),
+                   "val_accuracy": None, "val_spikes": None} for n in (1, 2)]
+        record.write(folder / "record.json", factories.record(
+            run.schedule, run.sigma0, epochs, run.seed, params, data={"train": 50_000, "val": 0, "test": 10_000},
+            energy=energy.reference(initial_network(Params(**params)))))
     archive.pack(profile, results, tmp_path / "records")
     assert [f for f in files(tmp_path / "records") if f.endswith(".pt")] == [
         "final/baseline-seed0/checkpoints/epoch-002.pt", "final/linear-s1e-06-seed0/checkpoints/epoch-001.pt",

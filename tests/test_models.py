@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+from factories import epoch_row
 
 from lib import checkpoints, record, sweep
 from lib.analysis import select
@@ -45,13 +46,6 @@ EXPECTED = [  # table, schedule, epoch, run_id, file stem, note
     ("table2", "quadratic", 1, "quadratic-s1e-07-seed0", "", models.V1_NOTE),
     ("table2", "alternating", 1, "alternating-s1e-06-seed0", "alternating-s1e-06-seed0-epoch001", ""),
 ]
-
-
-def epoch_row(n, val_accuracy, val_spikes):
-    layers = [val_spikes / 4] * 4
-    return {"epoch": n, "val_accuracy": val_accuracy, "val_spikes": val_spikes, "test_accuracy": val_accuracy - 0.01,
-            "test_spikes": val_spikes + 1, "val_synops": 0.0, "test_synops": 0.0, "test_energy_pj": 1.0,
-            "val_spikes_per_layer": layers, "test_spikes_per_layer": layers, "test_synops_per_layer": layers}
 
 
 @pytest.fixture

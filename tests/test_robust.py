@@ -3,7 +3,9 @@ worked out by hand in the comments; its stability against the paper's rule."""
 
 import math
 
+import factories
 import pytest
+from factories import epoch_row
 
 from lib.analysis import robust, select
 
@@ -14,13 +16,12 @@ N_VAL = 5000  # per seed: two seeds hold 10,000 validation images, so at R = 0.5
 def record(schedule, sigma0, seed, rows):
     """rows: (val_accuracy, val_spikes, test_accuracy, test_spikes) per epoch."""
     epochs = [
-        {"epoch": n, "val_accuracy": va, "val_spikes": vs, "test_accuracy": ta, "test_spikes": ts,
-         "val_spikes_per_layer": [vs, 0], "test_spikes_per_layer": [ts, 0], "val_synops": vs, "test_synops": ts,
-         "test_synops_per_layer": [ts, 0], "test_energy_pj": ts}
+        epoch_row(n, va, vs, ta, ts, val_spikes_per_layer=[vs, 0], test_spikes_per_layer=[ts, 0], val_synops=vs,
+                  test_synops=ts, test_synops_per_layer=[ts, 0], test_energy_pj=ts)
         for n, (va, vs, ta, ts) in enumerate(rows, start=1)
     ]
-    return {"run_id": f"{schedule}-{sigma0:g}-{seed}", "params": {"schedule": schedule, "sigma0": sigma0, "seed": seed},
-            "epochs": epochs, "data": {"train": 20000, "val": N_VAL, "test": 5000}}
+    return factories.record(schedule, sigma0, epochs, seed, run_id=f"{schedule}-{sigma0:g}-{seed}",
+                            data={"train": 20000, "val": N_VAL, "test": 5000})
 
 
 RECORDS = [

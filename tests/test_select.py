@@ -5,8 +5,10 @@ import math
 import re
 from pathlib import Path
 
+import factories
 import pandas as pd
 import pytest
+from factories import epoch_row
 
 from lib.analysis import report, select
 
@@ -15,14 +17,12 @@ def record(schedule, sigma0, rows, seed=0):
     """rows: (val_accuracy, val_spikes, test_accuracy, test_spikes) per epoch. Every spike is
     given 100 SynOps (test split: 50 in lif1, 75 in lif2, so 125 per spike) and 10 nJ in all."""
     epochs = [
-        {"epoch": n, "val_accuracy": va, "val_spikes": vs, "test_accuracy": ta, "test_spikes": ts,
-         "val_spikes_per_layer": [vs / 2, vs / 4, vs / 8, vs / 8], "test_spikes_per_layer": [ts / 2, ts / 2, 0, 0],
-         "val_synops": 100 * vs, "test_synops": 125 * ts, "test_synops_per_layer": [50 * ts, 75 * ts, 0, 0],
-         "test_energy_pj": 1e4 * ts}
+        epoch_row(n, va, vs, ta, ts, val_spikes_per_layer=[vs / 2, vs / 4, vs / 8, vs / 8],
+                  test_spikes_per_layer=[ts / 2, ts / 2, 0, 0], val_synops=100 * vs, test_synops=125 * ts,
+                  test_synops_per_layer=[50 * ts, 75 * ts, 0, 0], test_energy_pj=1e4 * ts)
         for n, (va, vs, ta, ts) in enumerate(rows, start=1)
     ]
-    return {"run_id": f"{schedule}-{sigma0:g}-{seed}", "params": {"schedule": schedule, "sigma0": sigma0, "seed": seed},
-            "epochs": epochs}
+    return factories.record(schedule, sigma0, epochs, seed, run_id=f"{schedule}-{sigma0:g}-{seed}")
 
 
 BASELINE = record("baseline", 0.0, [(0.50, 300, 0.5, 300), (0.60, 280, 0.6, 280), (0.595, 250, 0.59, 260)])

@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import factories
 import pandas as pd
 import pytest
 import yaml
+from factories import epoch_row
 
 from lib import record, schedules, sweep
 from lib.params import Params
@@ -225,12 +227,12 @@ def test_refine_prints_the_next_stage_as_a_grid_that_loads(tmp_path, capsys):
         metrics = {"test_accuracy": 0.5, "test_spikes": 1.0, "val_synops": 1.0, "test_synops": 1.0,
                    "test_energy_pj": 1.0, "val_spikes_per_layer": [1, 0, 0, 0],
                    "test_spikes_per_layer": [1, 0, 0, 0], "test_synops_per_layer": [1, 0, 0, 0]}
-        epochs = [{"epoch": n, "val_accuracy": a, "val_spikes": s, **metrics}
-                  for n, (a, s) in enumerate(zip(accuracies, spikes, strict=True), start=1)]
-        params = {"epochs": 2, "schedule": run.schedule, "sigma0": run.sigma0, "seed": run.seed}
+        rows = enumerate(zip(accuracies, spikes, strict=True), start=1)
+        epochs = [epoch_row(n, a, s, **metrics) for n, (a, s) in rows]
         folder = sweep.run_dir(profile, run, tmp_path)
         folder.mkdir(parents=True)
-        (folder / "record.json").write_text(json.dumps({"status": "complete", "params": params, "epochs": epochs}))
+        rec = factories.record(run.schedule, run.sigma0, epochs, run.seed, params={"epochs": 2})
+        (folder / "record.json").write_text(json.dumps(rec))
 
     runs = {r.id: r for r in profile.runs}
     write(runs["baseline-seed0"], [0.5, 0.6], [100, 100])

@@ -111,7 +111,8 @@ def resumable(out: Path, params: Params, fingerprint: records.Machine) -> Interr
     if rec["status"] not in ("running", "failed") or str(rec.get("reason") or "").startswith("diverged"):
         return None
     ours = {k: v for k, v in dataclasses.asdict(params).items() if k not in RESUME_MAY_DIFFER}
-    theirs = {k: v for k, v in rec["params"].items() if k not in RESUME_MAY_DIFFER}
+    recorded = {**dataclasses.asdict(Params()), **rec["params"]}  # a parameter it predates: its default
+    theirs = {k: v for k, v in recorded.items() if k not in RESUME_MAY_DIFFER}
     rows = rec["epochs"]
     if ours != theirs or rec.get("machine") != fingerprint or not 0 < len(rows) < params.epochs:
         return None

@@ -18,7 +18,7 @@ import torch
 
 from . import data, penalties, schedules
 from .machine import resolve_device
-from .snn import ENCODINGS, SPIKE_NORMALISATIONS, SURROGATES, LIFParameters, SpikingLeNet
+from .snn import ENCODINGS, RESETS, SPIKE_NORMALISATIONS, SURROGATES, LIFParameters, SpikingLeNet
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Params:
     surrogate_gamma: float = 1.0  # surrogate height at threshold
     surrogate_scale: float = 1.0  # triangle half-width, or fast-sigmoid slope
     detach_reset: bool = True  # no gradient through the reset (as SpyTorch)
+    reset: str = "subtract"  # what a spike does to the membrane: subtract (the threshold) | zero (NIR's reset)
     lr: float = 1e-3  # learning rate of the optimiser
     optimiser: str = "adam"  # adam | sgd (SGD with momentum 0.9: steps scale with the gradient, unlike Adam)
     lr_schedule: str = "constant"  # constant | cosine (lr to 0 over the planned epochs, every batch: lr_at)
@@ -89,6 +90,7 @@ class Params:
             "optimiser": tuple(OPTIMISERS),
             "lr_schedule": LR_SCHEDULES,
             "augment": data.AUGMENTATIONS,
+            "reset": RESETS,
         }
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
@@ -114,6 +116,8 @@ class Params:
         if self.val_fraction == 0 and self.stop_collapsed:
             raise ValueError("stop_collapsed watches the validation split, and val_fraction 0 has none: "
                              "set stop_collapsed False (test numbers never decide anything)")
+        if self.reset == "zero" and not self.detach_reset:
+            raise ValueError("reset 'zero' is implemented with the reset detached only: set detach_reset True")
         if self.schedule != "baseline" and self.sigma0 == 0:
             raise ValueError(f"schedule {self.schedule!r} needs sigma0 > 0 (sigma0 = 0 is the baseline)")
         if not any(penalties.parse_layer_weights(self.layer_weights)) and self.schedule == "layer_weighted":
@@ -204,5 +208,6 @@ def architecture(params: Params) -> SpikingLeNet:
         gamma=params.surrogate_gamma,
         scale=params.surrogate_scale,
         detach_reset=params.detach_reset,
+        reset=params.reset,
     )
     return SpikingLeNet(num_steps=params.num_steps, encoding=params.encoding, p=lif)

@@ -1,16 +1,17 @@
 """Spiking LeNet with surrogate gradients and per-layer spike accounting.
 
-Leaky integrate-and-fire (LIF) neuron, zero initial state, reset by subtraction:
+Leaky integrate-and-fire (LIF) neuron, zero initial state, reset by subtraction (the default)
+or to zero (`reset="zero"`, NIR's reset):
 
     mem[t] = beta * mem[t-1] + cur[t]
     spk[t] = H(mem[t] - threshold)            H(x) = 1 if x > 0 else 0
-    mem[t] = mem[t] - spk[t] * threshold
+    mem[t] = mem[t] - spk[t] * threshold      (subtract)   or   mem[t] * (1 - spk[t])   (zero)
 
 H has no useful derivative, so backpropagation uses a surrogate for d spk / d mem
 (Neftci, Mostafa & Zenke 2019). The paper (Allred et al., sec. 2.4) uses a
 piece-wise linear surrogate; the fast sigmoid of SuperSpike (the one SpyTorch uses)
 is offered beside it. A layer's constants, these equations' and the surrogate's, are one
-value: `LIFParameters(beta, threshold, surrogate, gamma, scale, detach_reset)`.
+value: `LIFParameters(beta, threshold, surrogate, gamma, scale, detach_reset, reset)`.
 
 The network is the paper's "LeNet"; its shapes are ours (the train notebook's section 4
 lists every choice the paper leaves open):
@@ -127,11 +128,13 @@ class LIFParameters(NamedTuple):
 
         mem[t] = beta * mem[t-1] + cur[t]
         spk[t] = H(mem[t] - threshold)
-        mem[t] = mem[t] - spk[t] * threshold
+        mem[t] = mem[t] - spk[t] * threshold        reset "subtract"
+        mem[t] = mem[t] * (1 - spk[t])              reset "zero" (NIR's LIF: v = v_reset = 0)
 
     backward: d spk / d mem = the `surrogate` named in SURROGATES, of height `gamma` at the
     threshold and shape `scale` (the triangle's half-width, or the fast sigmoid's slope), and
-    no gradient through the reset's spk when `detach_reset` (as SpyTorch).
+    no gradient through the reset's spk when `detach_reset` (as SpyTorch). The zero reset is
+    implemented with the reset detached only (`check_lif_parameters` refuses the other).
     """
 
     beta: float = 0.9  # membrane decay per step
@@ -140,14 +143,23 @@ class LIFParameters(NamedTuple):
     gamma: float = 1.0  # surrogate height at the threshold
     scale: float = 1.0  # triangle half-width, or fast-sigmoid slope
     detach_reset: bool = True  # no gradient through the reset
+    reset: str = "subtract"  # a name of RESETS: subtract the threshold, or set the membrane to zero
+
+
+RESETS = ("subtract", "zero")
+"""What a spike does to the membrane: subtract the threshold (ours), or reset it to zero (NIR's)."""
 
 
 def check_lif_parameters(p) -> None:
-    """Raise TypeError unless `p` is a LIFParameters, ValueError for an unknown surrogate."""
+    """Raise TypeError unless `p` is a LIFParameters, ValueError for an unknown surrogate or reset."""
     if not isinstance(p, LIFParameters):
         raise TypeError(f"expected LIFParameters(beta, threshold, ...), got {p!r}")
     if p.surrogate not in SURROGATES:
         raise ValueError(f"unknown surrogate {p.surrogate!r}; valid: {', '.join(SURROGATES)}")
+    if p.reset not in RESETS:
+        raise ValueError(f"unknown reset {p.reset!r}; valid: {', '.join(RESETS)}")
+    if p.reset == "zero" and not p.detach_reset:
+        raise ValueError("reset 'zero' is implemented with the reset detached only (detach_reset True)")
 
 
 def spike(x, p: LIFParameters):
@@ -160,7 +172,7 @@ def lif_step(cur, mem, p: LIFParameters):
     mem = p.beta * mem + cur
     spk = spike(mem - p.threshold, p)
     reset = spk.detach() if p.detach_reset else spk
-    return spk, mem - reset * p.threshold
+    return spk, (mem - reset * mem if p.reset == "zero" else mem - reset * p.threshold)
 
 
 def lif_recursion(cur, p: LIFParameters, mems=None):
@@ -171,15 +183,19 @@ def lif_recursion(cur, p: LIFParameters, mems=None):
     temporaries per step): three small kernels per step. Without `mems` the membrane stays in
     one buffer, updated in place: the inference path, the same operations in the same order,
     so the same spikes. `cur` may be an expanded view (direct encoding): it is never copied."""
-    beta, threshold = p.beta, p.threshold
+    beta, threshold, zero = p.beta, p.threshold, p.reset == "zero"
     spk = torch.empty(cur.shape, dtype=cur.dtype, device=cur.device)
     mem = torch.zeros_like(spk[0])  # mem[t - 1] after its reset
+    keep = torch.empty_like(mem) if zero else None  # 1 - spk[t]: exact, so m * keep is m or +0
     for t in range(cur.shape[0]):
         m = mem if mems is None else mems[t]
         torch.mul(mem, beta, out=m)  # not add(alpha=beta): that fuses (FMA) and rounds differently
         m.add_(cur[t])
         torch.gt(m, threshold, out=spk[t])
-        torch.sub(m, spk[t], alpha=threshold, out=mem)
+        if zero:
+            torch.mul(m, torch.le(m, threshold, out=keep), out=mem)  # keep = 1 - spk[t]
+        else:
+            torch.sub(m, spk[t], alpha=threshold, out=mem)
     return spk
 
 
@@ -192,7 +208,8 @@ class LIFSequence(torch.autograd.Function):
         dL/dmem[t] = g[t] * s[t] + beta * dL/dmem[t+1] * (1 - threshold * s[t])
 
     where the reset factor (1 - threshold * s) is 1 when the reset is detached, as in
-    SpyTorch ("we do not want to backprop through the reset"); dL/dcur[t] = dL/dmem[t].
+    SpyTorch ("we do not want to backprop through the reset"), and (1 - spk[t]) for the zero
+    reset (detached: the membrane after a spike is 0 whatever it was); dL/dcur[t] = dL/dmem[t].
     Saving only s (one tensor) instead of every intermediate of a step-by-step graph
     is what makes this cheap; `tests/test_snn.py` checks it against autograd.
     """
@@ -205,7 +222,8 @@ class LIFSequence(torch.autograd.Function):
         spk = lif_recursion(cur, p, mems)
         grad_fn = SURROGATES[p.surrogate][1]
         sg = grad_fn(mems.sub_(p.threshold), p.gamma, p.scale, inplace=True) if need_grad else None
-        ctx.save_for_backward(sg)
+        keep = torch.rsub(spk, 1) if need_grad and p.reset == "zero" else None  # 1 - spk[t]
+        ctx.save_for_backward(sg, keep)
         ctx.p = p
         return spk
 
@@ -213,11 +231,12 @@ class LIFSequence(torch.autograd.Function):
     def backward(ctx, grad_spk):
         # dL/dmem[t] = g[t] * s[t] + beta * dL/dmem[t+1] * (1 - threshold * s[t]):
         # the first term for all steps at once, then the recursion in place.
-        (sg,) = ctx.saved_tensors
+        sg, keep = ctx.saved_tensors
         beta, threshold = ctx.p.beta, ctx.p.threshold
         grad = torch.mul(grad_spk, sg).contiguous()
         for t in reversed(range(grad.shape[0] - 1)):
-            grad[t].add_(grad[t + 1], alpha=beta)
+            # the zero reset: dL/dmem[t+1] * (1 - spk[t]) is exact, then the same step as subtract's
+            grad[t].add_(grad[t + 1] if keep is None else grad[t + 1] * keep[t], alpha=beta)
             if not ctx.p.detach_reset:
                 grad[t].addcmul_(sg[t], grad[t + 1], value=-beta * threshold)
         return grad, None

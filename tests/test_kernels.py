@@ -33,9 +33,13 @@ def test_the_kernel_is_built_and_runs_by_default():
     assert not kernels.supports(torch.zeros(2, 3, dtype=torch.int64), pool=False)
 
 
-def lif(surrogate, detach_reset):
-    return LIFParameters(threshold=1.0, surrogate=surrogate, detach_reset=detach_reset,
+def lif(surrogate, detach_reset, reset="subtract"):
+    return LIFParameters(threshold=1.0, surrogate=surrogate, detach_reset=detach_reset, reset=reset,
                          scale=1.0 if surrogate == "piecewise_linear" else 5.0, gamma=0.7)
+
+
+# (reset, detach_reset): subtraction with the reset detached or in the graph; the zero reset (detached)
+RESETS = [("subtract", True), ("subtract", False), ("zero", True)]
 
 
 # (neurons, pooled, direct): lif1 of the LeNet with direct encoding (the current repeated over
@@ -46,10 +50,10 @@ LAYERS = [((6, 28, 28), True, True), ((6, 28, 28), True, False), ((16, 10, 10), 
 
 @pytest.mark.parametrize("neurons,pool,direct", LAYERS)
 @pytest.mark.parametrize("surrogate", list(SURROGATES))
-@pytest.mark.parametrize("detach_reset", [True, False])
+@pytest.mark.parametrize("reset,detach_reset", RESETS)
 @pytest.mark.parametrize("T", [1, 5, 16, 40])
-def test_fused_layer_equals_the_pytorch_path(neurons, pool, direct, surrogate, detach_reset, T):
-    p = lif(surrogate, detach_reset)
+def test_fused_layer_equals_the_pytorch_path(neurons, pool, direct, surrogate, reset, detach_reset, T):
+    p = lif(surrogate, detach_reset, reset)
     torch.manual_seed(T)
     B = 4
     x = (torch.randn((B, *neurons) if direct else (T, B, *neurons)) * 1.5).requires_grad_()
@@ -95,9 +99,9 @@ def test_bad_shapes_are_refused_before_any_work():
     with pytest.raises(ValueError, match=r"\(C, H, W\) neurons"):
         kernels.FusedLIF.apply(torch.zeros(3, 2, 16), p, True, None)
     with pytest.raises(RuntimeError, match="steps, T"):
-        torch.ops.snn_lif.forward(torch.zeros(3, 2, 16), 4, 0, 0, False, 0.9, 1.0, 0, 1.0, 1.0, True, True)
+        torch.ops.snn_lif.forward(torch.zeros(3, 2, 16), 4, 0, 0, False, 0.9, 1.0, 0, 1.0, 1.0, True, False, True)
     with pytest.raises(RuntimeError, match="H and W even"):
-        torch.ops.snn_lif.forward(torch.zeros(3, 2, 15), 3, 3, 5, False, 0.9, 1.0, 0, 1.0, 1.0, True, True)
+        torch.ops.snn_lif.forward(torch.zeros(3, 2, 15), 3, 3, 5, False, 0.9, 1.0, 0, 1.0, 1.0, True, False, True)
 
 
 @pytest.fixture(scope="module")

@@ -84,6 +84,27 @@ def test_snntorch_import_reproduces_the_exported_network(tmp_path):
     torch.testing.assert_close(logits, ref_logits, rtol=1e-4, atol=1e-4)
 
 
+def test_a_zero_reset_network_is_what_its_nir_file_says(tmp_path):
+    """Trained with reset "zero", our network (the fused layers) is the network of its standard
+    file: the same spikes as the independent oracle and as snnTorch's import, neuron by neuron."""
+    model = _net(reset="zero")
+    images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        logits, counts = model.activity(images)
+        oracle_logits, oracle = nir_export.with_reset_to_zero(model).activity(images)
+    assert all(c.sum() > 0 for c in counts)
+    assert all(map(torch.equal, counts, oracle))
+    graph = nir_export.to_nir(model)
+    assert graph.metadata["reset"] == "to v_reset = 0 as NIR says, as in training"
+    imported = nir_export.import_snntorch(nir_export.write_nir(model, tmp_path / "z.nir"))
+    theirs_logits, theirs = nir_export.run_imported(imported, images, model.num_steps)
+    for c, ref in zip(theirs, counts, strict=True):
+        torch.testing.assert_close(c, ref, rtol=0, atol=0)
+    torch.testing.assert_close(theirs_logits, logits, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="no 'sinabs' file"):
+        nir_export.to_nir(model, convention="sinabs")
+
+
 def test_compare_reports_exact_agreement_and_the_reset_gap():
     model = _net()
     images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))

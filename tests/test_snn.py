@@ -35,7 +35,18 @@ def test_three_step_lif_trace_by_hand():
     assert seq.flatten().tolist() == [0.0, 1.0, 0.0]
 
 
-def independent_lif(currents, beta, threshold):
+def test_zero_reset_trace_by_hand():
+    # the same neuron, reset to zero: t2 spikes and leaves 0 (not 0.2), so t3 is 0.8 (not 0.9)
+    lif = LIF(LIFParameters(beta=0.5, threshold=1.0, reset="zero"))
+    mem, trace = torch.zeros(1), []
+    for _ in range(4):
+        spk, mem = lif(torch.tensor([0.8]), mem)
+        trace.append((spk.item(), round(mem.item(), 6)))
+    assert trace == [(0.0, 0.8), (1.0, 0.0), (0.0, 0.8), (1.0, 0.0)]
+    assert lif.sequence(torch.full((4, 1), 0.8)).flatten().tolist() == [0.0, 1.0, 0.0, 1.0]
+
+
+def independent_lif(currents, beta, threshold, reset="subtract"):
     """Plain-Python LIF of the same equations, one neuron at a time."""
     out = []
     for neuron in currents.T.tolist():
@@ -43,18 +54,26 @@ def independent_lif(currents, beta, threshold):
         for cur in neuron:
             mem = beta * mem + cur
             spk = 1.0 if mem > threshold else 0.0
-            mem -= spk * threshold
+            mem = 0.0 if reset == "zero" and spk else mem - spk * threshold
             spikes.append(spk)
         out.append(spikes)
     return torch.tensor(out).T
 
 
-def test_lif_agrees_spike_for_spike_with_independent_implementation():
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_lif_agrees_spike_for_spike_with_independent_implementation(reset):
     torch.manual_seed(1)
     cur = torch.rand(50, 200, dtype=torch.float64) * 1.5
-    expected = independent_lif(cur, 0.9, 1.0)
+    expected = independent_lif(cur, 0.9, 1.0, reset)
     assert expected.sum() > 100  # the test exercises firing
-    assert torch.equal(LIF(LIFParameters(0.9, 1.0)).sequence(cur), expected.to(cur.dtype))
+    assert torch.equal(LIF(LIFParameters(0.9, 1.0, reset=reset)).sequence(cur), expected.to(cur.dtype))
+
+
+def test_the_two_resets_differ_where_a_spike_leaves_a_remainder():
+    torch.manual_seed(2)
+    cur = torch.rand(30, 500) * 1.5
+    subtract, zero = (LIF(LIFParameters(0.9, 1.0, reset=r)).sequence(cur) for r in ("subtract", "zero"))
+    assert torch.equal(subtract[0], zero[0]) and zero.sum() < subtract.sum()  # zero forgets the excess
 
 
 @pytest.mark.parametrize(
@@ -81,13 +100,16 @@ def test_fast_sigmoid_surrogate_at_known_points(x, expected):
     assert x.grad.item() == pytest.approx(expected)
 
 
+RESETS = [("subtract", True), ("subtract", False), ("zero", True)]  # (reset, detach_reset)
+
+
 @pytest.mark.parametrize("name", list(SURROGATES))
-@pytest.mark.parametrize("detach_reset", [True, False])
-def test_fused_lif_gradient_equals_step_by_step_autograd(name, detach_reset):
+@pytest.mark.parametrize("reset,detach_reset", RESETS)
+def test_fused_lif_gradient_equals_step_by_step_autograd(name, reset, detach_reset):
     torch.manual_seed(0)
     cur = (torch.rand(12, 64, dtype=torch.float64) * 1.6).requires_grad_()
     weights = torch.randn(12, 64, dtype=torch.float64)
-    lif = LIF(LIFParameters(0.8, 1.0, name, 1.0, 1.0 if name == "piecewise_linear" else 5.0, detach_reset))
+    lif = LIF(LIFParameters(0.8, 1.0, name, 1.0, 1.0 if name == "piecewise_linear" else 5.0, detach_reset, reset))
     (lif.sequence(cur) * weights).sum().backward()
     fused = cur.grad.clone()
     cur.grad = None
@@ -109,9 +131,9 @@ def gradients(net, images, labels, weight=1e-3):
 
 @pytest.mark.parametrize("encoding", ["direct", "poisson"])
 @pytest.mark.parametrize("surrogate", list(SURROGATES))
-@pytest.mark.parametrize("detach_reset", [True, False])
-def test_lenet_shapes_and_fast_path_equals_step_by_step(encoding, surrogate, detach_reset):
-    lif = LIFParameters(threshold=0.5, surrogate=surrogate, detach_reset=detach_reset,
+@pytest.mark.parametrize("reset,detach_reset", RESETS)
+def test_lenet_shapes_and_fast_path_equals_step_by_step(encoding, surrogate, reset, detach_reset):
+    lif = LIFParameters(threshold=0.5, surrogate=surrogate, detach_reset=detach_reset, reset=reset,
                         scale=1.0 if surrogate == "piecewise_linear" else 5.0)
     torch.manual_seed(0)
     fast = SpikingLeNet(num_steps=6, encoding=encoding, p=lif)
@@ -186,7 +208,11 @@ def test_bad_network_settings():
     with pytest.raises(ValueError, match="piecewise_linear"):
         LIF(LIFParameters(surrogate="tanh"))
     with pytest.raises(TypeError, match="LIFParameters"):
-        LIF(0.5)  # the constants are one value now, not positional numbers
+        LIF(0.5)  # the constants are one value, not positional numbers
+    with pytest.raises(ValueError, match="unknown reset 'hard'; valid: subtract, zero"):
+        LIF(LIFParameters(reset="hard"))
+    with pytest.raises(ValueError, match="reset 'zero' is implemented with the reset detached only"):
+        LIF(LIFParameters(reset="zero", detach_reset=False))
 
 
 def test_activity_gives_per_neuron_counts_that_sum_to_spikes():

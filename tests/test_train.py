@@ -111,6 +111,8 @@ def test_crash_while_loading_data_is_recorded_as_failed(cifar10_dir, tmp_path):
         ({"optimiser": "rmsprop"}, "unknown optimiser 'rmsprop'; valid: adam, sgd"),
         ({"lr_schedule": "step"}, "unknown lr_schedule 'step'; valid: constant, cosine"),
         ({"augment": "cutout"}, "unknown augment 'cutout'; valid: none, crop_flip"),
+        ({"reset": "hard"}, "unknown reset 'hard'; valid: subtract, zero"),
+        ({"reset": "zero", "detach_reset": False}, "reset 'zero' is implemented with the reset detached only"),
         ({"init_gain": 0.0}, "init_gain must be > 0"),
         ({"device": "cuda"}, "no CUDA device"),
         ({"device": "tpu-ish"}, "unknown device"),

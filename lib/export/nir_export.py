@@ -155,6 +155,10 @@ def to_nir(model: SpikingLeNet, dt: float = DT, convention: str = "nir"):
     if not dt > 0:
         raise ValueError(f"dt must be > 0, got {dt}")
     sinabs = convention == "sinabs"
+    zero = model.lif[0].p.reset == "zero"
+    if sinabs and zero:
+        raise ValueError("a network that resets to zero has no 'sinabs' file (sinabs resets by subtraction); "
+                         "its 'nir' file describes it exactly")
     kernel = dict(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))
     pool = lambda: nir.SumPool2d(**kernel) if sinabs else nir.AvgPool2d(**kernel)
     # A sum pool is 4 times the average; a quarter of the next layer's weights undoes it
@@ -191,6 +195,7 @@ def to_nir(model: SpikingLeNet, dt: float = DT, convention: str = "nir"):
     metadata = {"convention": convention, "dt": 1.0 if sinabs else dt, "num_steps": model.num_steps,
                 "encoding": model.encoding, "readout": "mean of output over the num_steps steps",
                 "reset": ("by subtraction: sinabs reads LIF so and ignores v_reset" if sinabs
+                          else "to v_reset = 0 as NIR says, as in training" if zero
                           else "to v_reset = 0 as NIR says; by subtraction in training")}
     return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:], strict=True)), metadata=metadata)
 

@@ -120,7 +120,7 @@ def _ops():
 
 def _lif(p) -> tuple:
     return (float(p.beta), float(p.threshold), SURROGATE_IDS[p.surrogate], float(p.gamma), float(p.scale),
-            bool(p.detach_reset))
+            bool(p.detach_reset), p.reset == "zero")
 
 
 class FusedLIF(torch.autograd.Function):

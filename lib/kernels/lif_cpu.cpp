@@ -4,6 +4,7 @@
 //     mem[t] = beta * mem[t-1] + cur[t]               (mem[-1] = 0)
 //     spk[t] = H(mem[t] - threshold)
 //     mem[t] = mem[t] - spk[t] * threshold              (reset by subtraction)
+//     mem[t] = mem[t] * (1 - spk[t])                     (or, zero_reset, to zero)
 //
 // forward (cur -> out, count): out[t] = spk[t], or its 2x2 average pool; count = sum_t spk[t].
 // backward: with s[t] = surrogate'(mem[t] - threshold) and g[t] = dL/dspk[t]
@@ -11,7 +12,8 @@
 //
 //     dL/dmem[t] = g[t] * s[t] + beta * dL/dmem[t+1] * (1 - threshold * s[t])
 //
-// where the reset factor is 1 when the reset is detached; dL/dcur[t] = dL/dmem[t], summed over
+// where the reset factor is 1 when the reset is detached, and (1 - spk[t]) for the zero reset
+// (always detached; its spikes are recomputed with the membranes); dL/dcur[t] = dL/dmem[t], summed over
 // t when cur is the same at every step (direct encoding). Nothing is saved between the two: the
 // backward recomputes the membranes from cur (one read of cur instead of a write and a read of
 // s), plane by plane in a buffer that stays in cache.
@@ -43,7 +45,7 @@ enum Surrogate : int64_t { PIECEWISE_LINEAR = 0, FAST_SIGMOID = 1 };
 struct Lif {
   double beta, threshold, gamma, scale;
   int64_t surrogate;
-  bool detach_reset;
+  bool detach_reset, zero_reset;
 };
 
 struct Shape {
@@ -75,7 +77,8 @@ INLINE scalar_t surrogate_grad(scalar_t x, scalar_t gamma, scalar_t scale) {
 // One time step of one plane: mem (S) advances by c (S); the spikes go to spk, are added to
 // count, and the surrogate's derivative goes to sg, each where its flag asks for it. Flags are
 // template arguments and the pointers do not alias, so each combination is one vector loop.
-template <typename scalar_t, bool kSpk, bool kCount, int64_t kSurrogate>
+// kZero: the zero reset, m * (1 - fired), which is m or +0 exactly, as PyTorch's mul.
+template <typename scalar_t, bool kZero, bool kSpk, bool kCount, int64_t kSurrogate>
 INLINE void lif_step(const scalar_t* __restrict__ c, scalar_t* __restrict__ mem, scalar_t* __restrict__ spk,
                      scalar_t* __restrict__ count, scalar_t* __restrict__ sg, int64_t S, scalar_t beta,
                      scalar_t threshold, scalar_t gamma, scalar_t scale) {
@@ -83,7 +86,7 @@ INLINE void lif_step(const scalar_t* __restrict__ c, scalar_t* __restrict__ mem,
     scalar_t m = mem[i] * beta;
     m = m + c[i];
     const scalar_t fired = m > threshold ? scalar_t(1) : scalar_t(0);
-    mem[i] = m - fired * threshold;
+    mem[i] = kZero ? m * (scalar_t(1) - fired) : m - fired * threshold;
     if (kSpk) spk[i] = fired;
     if (kCount) count[i] += fired;
     if (kSurrogate >= 0) sg[i] = surrogate_grad<scalar_t, kSurrogate>(m - threshold, gamma, scale);
@@ -91,22 +94,32 @@ INLINE void lif_step(const scalar_t* __restrict__ c, scalar_t* __restrict__ mem,
 }
 
 // The recursion of one plane over all steps from zero state, for the backward: the surrogate's
-// derivative at every step into `sg` (T x S).
-template <typename scalar_t>
-INLINE void scan_plane(const scalar_t* cur, const Shape& sh, const Lif& p, int64_t plane, scalar_t* mem,
-                       scalar_t* sg) {
+// derivative at every step into `sg` (T x S), and with kZero the spikes into `spk` (T x S).
+template <typename scalar_t, bool kZero>
+INLINE void scan_steps(const scalar_t* cur, const Shape& sh, const Lif& p, int64_t plane, scalar_t* mem,
+                       scalar_t* sg, scalar_t* spk) {
   const scalar_t beta = p.beta, threshold = p.threshold, gamma = p.gamma, scale = p.scale;
   const int64_t S = sh.S;
   std::fill(mem, mem + S, scalar_t(0));
   for (int64_t t = 0; t < sh.T; ++t) {
     const scalar_t* c = sh.broadcast ? cur + plane * S : cur + (t * sh.P + plane) * S;
+    scalar_t* s = kZero ? spk + t * S : nullptr;
     if (p.surrogate == PIECEWISE_LINEAR)
-      lif_step<scalar_t, false, false, PIECEWISE_LINEAR>(c, mem, nullptr, nullptr, sg + t * S, S, beta, threshold,
-                                                         gamma, scale);
+      lif_step<scalar_t, kZero, kZero, false, PIECEWISE_LINEAR>(c, mem, s, nullptr, sg + t * S, S, beta, threshold,
+                                                                gamma, scale);
     else
-      lif_step<scalar_t, false, false, FAST_SIGMOID>(c, mem, nullptr, nullptr, sg + t * S, S, beta, threshold,
-                                                     gamma, scale);
+      lif_step<scalar_t, kZero, kZero, false, FAST_SIGMOID>(c, mem, s, nullptr, sg + t * S, S, beta, threshold,
+                                                            gamma, scale);
   }
+}
+
+template <typename scalar_t>
+INLINE void scan_plane(const scalar_t* cur, const Shape& sh, const Lif& p, int64_t plane, scalar_t* mem,
+                       scalar_t* sg, scalar_t* spk) {
+  if (p.zero_reset)
+    scan_steps<scalar_t, true>(cur, sh, p, plane, mem, sg, spk);
+  else
+    scan_steps<scalar_t, false>(cur, sh, p, plane, mem, sg, spk);
 }
 
 // 2x2 average pool of one plane of spikes, (S / W) rows of W: pairs along a row first (one long
@@ -168,7 +181,10 @@ INLINE void forward_planes(const scalar_t* cur, scalar_t* out, scalar_t* count, 
       const scalar_t* c = sh.broadcast ? cur + plane * S : cur + (t * sh.P + plane) * S;
       scalar_t* o = out + (t * sh.P + plane) * So;
       scalar_t* s = sh.pool ? spk.data() : o;  // pooled: the step's spikes stay in cache
-      lif_step<scalar_t, true, true, -1>(c, mem.data(), s, n, nullptr, S, beta, threshold, 0, 0);
+      if (p.zero_reset)
+        lif_step<scalar_t, true, true, true, -1>(c, mem.data(), s, n, nullptr, S, beta, threshold, 0, 0);
+      else
+        lif_step<scalar_t, false, true, true, -1>(c, mem.data(), s, n, nullptr, S, beta, threshold, 0, 0);
       if (sh.pool) pool_plane<scalar_t>(s, S, sh.W, pairs.data(), o);
     }
   }
@@ -179,10 +195,10 @@ INLINE void backward_planes(const scalar_t* cur, const scalar_t* g_out, const sc
                             const Shape& sh, const Lif& p, int64_t begin, int64_t end) {
   const int64_t S = sh.S, T = sh.T, So = sh.pool ? S / 4 : S, W = sh.W, W2 = sh.W / 2;
   const scalar_t beta = p.beta, reset = -p.beta * p.threshold;
-  std::vector<scalar_t> mem(S), sg(T * S), g_buf(S), acc(sh.broadcast ? 4 * S : 0);
+  std::vector<scalar_t> mem(S), sg(T * S), g_buf(S), acc(sh.broadcast ? 4 * S : 0), spk(p.zero_reset ? T * S : 0);
   scalar_t* __restrict__ g = g_buf.data();
   for (int64_t plane = begin; plane < end; ++plane) {
-    scan_plane<scalar_t>(cur, sh, p, plane, mem.data(), sg.data());
+    scan_plane<scalar_t>(cur, sh, p, plane, mem.data(), sg.data(), spk.data());
     const scalar_t* __restrict__ gc = g_count ? g_count + plane * S : nullptr;
     for (int64_t t = T - 1; t >= 0; --t) {
       // g = dL/dspk[t], as autograd adds it up: the pool's backward (dL/dout / 4 in each window)
@@ -212,6 +228,9 @@ INLINE void backward_planes(const scalar_t* cur, const scalar_t* g_out, const sc
       const scalar_t* __restrict__ next = sh.broadcast ? d + S : d + sh.P * S;
       if (t == T - 1) {
         for (int64_t i = 0; i < S; ++i) d[i] = g[i] * s[i];
+      } else if (p.zero_reset) {  // next * (1 - spk[t]) is exact: then subtract's step
+        const scalar_t* __restrict__ f = spk.data() + t * S;
+        for (int64_t i = 0; i < S; ++i) d[i] = std::fma(next[i] * (scalar_t(1) - f[i]), beta, g[i] * s[i]);
       } else if (p.detach_reset) {
         for (int64_t i = 0; i < S; ++i) d[i] = std::fma(next[i], beta, g[i] * s[i]);
       } else {
@@ -270,10 +289,12 @@ Shape shape_of(const at::Tensor& cur, int64_t T, int64_t H, int64_t W, bool broa
   return sh;
 }
 
-Lif lif_of(double beta, double threshold, int64_t surrogate, double gamma, double scale, bool detach_reset) {
+Lif lif_of(double beta, double threshold, int64_t surrogate, double gamma, double scale, bool detach_reset,
+           bool zero_reset) {
   TORCH_CHECK(surrogate == PIECEWISE_LINEAR || surrogate == FAST_SIGMOID, "fused LIF: unknown surrogate ",
               surrogate);
-  return Lif{beta, threshold, gamma, scale, surrogate, detach_reset};
+  TORCH_CHECK(!zero_reset || detach_reset, "fused LIF: the zero reset is implemented detached only");
+  return Lif{beta, threshold, gamma, scale, surrogate, detach_reset, zero_reset};
 }
 
 int64_t grain(const Shape& sh) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, sh.S * sh.T)); }
@@ -281,9 +302,10 @@ int64_t grain(const Shape& sh) { return std::max<int64_t>(1, 32768 / std::max<in
 // -> (out (T, P, S or S / 4), count (P, S) or an empty tensor when not with_count)
 std::tuple<at::Tensor, at::Tensor> lif_forward(const at::Tensor& cur, int64_t T, int64_t H, int64_t W,
                                                bool broadcast, double beta, double threshold, int64_t surrogate,
-                                               double gamma, double scale, bool detach_reset, bool with_count) {
+                                               double gamma, double scale, bool detach_reset, bool zero_reset,
+                                               bool with_count) {
   const Shape sh = shape_of(cur, T, H, W, broadcast);
-  const Lif p = lif_of(beta, threshold, surrogate, gamma, scale, detach_reset);
+  const Lif p = lif_of(beta, threshold, surrogate, gamma, scale, detach_reset, zero_reset);
   at::Tensor out = at::empty({sh.T, sh.P, sh.pool ? sh.S / 4 : sh.S}, cur.options());
   at::Tensor count = with_count ? at::empty({sh.P, sh.S}, cur.options()) : at::empty({0}, cur.options());
   AT_DISPATCH_FLOATING_TYPES(cur.scalar_type(), "lif_forward", [&] {
@@ -298,9 +320,9 @@ std::tuple<at::Tensor, at::Tensor> lif_forward(const at::Tensor& cur, int64_t T,
 // g_out: like out, or empty (no gradient reached out); g_count: (P, S) or empty. -> dL/dcur, cur's shape.
 at::Tensor lif_backward(const at::Tensor& cur, const at::Tensor& g_out, const at::Tensor& g_count, int64_t T,
                         int64_t H, int64_t W, bool broadcast, double beta, double threshold, int64_t surrogate,
-                        double gamma, double scale, bool detach_reset) {
+                        double gamma, double scale, bool detach_reset, bool zero_reset) {
   const Shape sh = shape_of(cur, T, H, W, broadcast);
-  const Lif p = lif_of(beta, threshold, surrogate, gamma, scale, detach_reset);
+  const Lif p = lif_of(beta, threshold, surrogate, gamma, scale, detach_reset, zero_reset);
   const bool has_out = g_out.numel() > 0, has_count = g_count.numel() > 0;
   TORCH_CHECK(!has_out || (g_out.is_contiguous() && g_out.numel() == sh.T * sh.P * (sh.pool ? sh.S / 4 : sh.S)),
               "fused LIF: g_out must be contiguous, of out's shape");
@@ -321,9 +343,9 @@ at::Tensor lif_backward(const at::Tensor& cur, const at::Tensor& g_out, const at
 
 TORCH_LIBRARY(snn_lif, m) {
   m.def("forward(Tensor cur, int T, int H, int W, bool broadcast, float beta, float threshold, int surrogate, "
-        "float gamma, float scale, bool detach_reset, bool with_count) -> (Tensor, Tensor)");
+        "float gamma, float scale, bool detach_reset, bool zero_reset, bool with_count) -> (Tensor, Tensor)");
   m.def("backward(Tensor cur, Tensor g_out, Tensor g_count, int T, int H, int W, bool broadcast, float beta, "
-        "float threshold, int surrogate, float gamma, float scale, bool detach_reset) -> Tensor");
+        "float threshold, int surrogate, float gamma, float scale, bool detach_reset, bool zero_reset) -> Tensor");
   m.impl("forward", c10::DispatchKey::CPU, &lif_forward);
   m.impl("backward", c10::DispatchKey::CPU, &lif_backward);
 }

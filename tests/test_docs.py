@@ -20,6 +20,19 @@ def test_the_answer_table_is_the_one_the_committed_tables_give():
     assert report.answer_table(REPO / "figures/paper") in README
 
 
+def test_the_held_out_table_is_the_one_the_committed_confirmation_gives():
+    block = report.heldout_table(REPO / "figures/paper-heldout")
+    assert block in README and block in (REPO / "figures/paper-heldout/README.md").read_text()
+    frame = pd.read_csv(REPO / "figures/paper-heldout/confirmation.csv")
+    assert block.count("| yes (") + block.count("| no (") == frame["holds"].notna().sum()
+
+
+def held_out_holds() -> str:
+    frame = pd.read_csv(REPO / "figures/paper-heldout/confirmation.csv")
+    decided = frame[frame["holds"].notna()]
+    return f"hold for {int(decided['holds'].astype(bool).sum())} of the {len(decided)} chosen points"
+
+
 def test_the_answer_block_can_be_rewritten_in_place(tmp_path):
     stale = README.replace("63.52 ± 0.42 %", "99.99 ± 0.00 %", 1)
     (tmp_path / "README.md").write_text(stale)
@@ -39,6 +52,7 @@ CLAIMS = [
     lambda: f"linear {reduction('paper', 'table2', 'linear')} within one point",
     lambda: f"constant only ({reduction('paper', 'table1', 'constant')})",
     lambda: f"linear to {reduction('quick-fine', 'table1_robust', 'linear')} at no loss",
+    held_out_holds,
 ]
 
 

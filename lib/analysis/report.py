@@ -409,6 +409,56 @@ def answer_table(folder) -> str:
     return f"{ANSWER_BEGIN}\n{body}{ANSWER_END}\n"
 
 
+HELDOUT_BEGIN = ("<!-- held-out table: written by `python -m lib.analysis.report --readme README.md "
+                 "--heldout figures/paper-heldout figures/paper` -->")
+HELDOUT_END = "<!-- end of held-out table -->"
+
+
+def _heldout_cell(row) -> str:
+    """The chosen point on the held-out seeds: '−46.6 ± 0.9 % at 63.61 %', or how many collapsed."""
+    seeds = len(str(row["seeds"]).split()) if isinstance(row["seeds"], str) else 0
+    collapsed = len(row["collapsed_seeds"].split()) if isinstance(row["collapsed_seeds"], str) else 0
+    if seeds == 0:
+        return "not run"
+    if collapsed == seeds:
+        return f"collapsed ({collapsed} of {seeds} seeds)"
+    text = f"−{_mean_sd(row['spike_reduction_mean'] * 100, row['spike_reduction_std'] * 100, '.1f')} % " \
+           f"at {row['test_accuracy_mean'] * 100:.2f} %"
+    return text + (f" ({collapsed} of {seeds} seeds collapsed)" if collapsed else "")
+
+
+def heldout_table(folder) -> str:
+    """Our rule's choices on the seeds they were chosen on beside the seeds they were not, from
+    `folder`'s confirmation.csv: per loss function and table the chosen (sigma0, epoch), test spike
+    reduction at test accuracy on both sets of seeds, and whether the held-out validation accuracy
+    clears the rule's threshold (`holds`, as `confirmation` decides it)."""
+    frame = pd.read_csv(Path(folder) / "confirmation.csv", dtype={"seeds": str, "collapsed_seeds": str})
+    held_out = sorted({int(s) for seeds in frame["seeds"].dropna() for s in seeds.split()})
+    chosen_on = f"chosen on ({int(frame['chosen_seeds'].max())} seeds)"
+    held = f"held out (seed{'s' if len(held_out) > 1 else ''} {', '.join(map(str, held_out))})"
+    header = ["loss function"]
+    for label in ("Table 1", "Table 2"):
+        header += [f"{label}: σ0, epoch", chosen_on, held, "holds"]
+    rows = []
+    for schedule in dict.fromkeys(frame["schedule"]):
+        cells = [schedule.replace("_", " ")]
+        for table in ("table1", "table2"):
+            r = frame[(frame["table"] == table) & (frame["schedule"] == schedule)]
+            if r.empty:
+                cells += ["no point", "", "", ""]
+                continue
+            r = r.iloc[0]
+            reduction = _mean_sd(r["chosen_spike_reduction_mean"] * 100, r["chosen_spike_reduction_std"] * 100, ".1f")
+            chosen = f"−{reduction} % at {r['chosen_test_accuracy_mean'] * 100:.2f} %"
+            holds = "" if pd.isna(r["holds"]) or r["holds"] == "" else (
+                f"{'yes' if str(r['holds']) == 'True' else 'no'} ({r['val_accuracy_mean'] * 100:.2f} % "
+                f"{'≥' if str(r['holds']) == 'True' else '<'} {r['threshold'] * 100:.2f} %)")
+            cells += [f"{r['sigma0']:.3g}, {int(r['epoch'])}", chosen, _heldout_cell(r), holds]
+        rows.append(cells)
+    body = markdown(pd.DataFrame(rows, columns=header))
+    return f"{HELDOUT_BEGIN}\n{body}{HELDOUT_END}\n"
+
+
 def replace_block(text: str, block: str, begin: str = ANSWER_BEGIN, end: str = ANSWER_END) -> str:
     """`text` with its lines from `begin` to `end` (inclusive) replaced by `block`."""
     start, stop = text.find(begin), text.find(end)
@@ -423,11 +473,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.analysis.report", description="The README's answer table.")
     parser.add_argument("folder", help="a profile's tables, e.g. figures/paper")
     parser.add_argument("--readme", help="rewrite this file's answer block in place (else print the table)")
+    parser.add_argument("--heldout", help="a held-out profile's tables (its confirmation.csv): the held-out "
+                        "table instead of the answer")
     args = parser.parse_args(argv)
-    block = answer_table(args.folder)
+    block, begin, end = (heldout_table(args.heldout), HELDOUT_BEGIN, HELDOUT_END) if args.heldout else (
+        answer_table(args.folder), ANSWER_BEGIN, ANSWER_END)
     if args.readme:
         path = Path(args.readme)
-        write_text(path, replace_block(path.read_text(), block))
+        write_text(path, replace_block(path.read_text(), block, begin, end))
     else:
         print(block, end="")
     return 0

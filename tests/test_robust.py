@@ -182,6 +182,18 @@ def test_the_confirmation_of_chosen_points_on_held_out_seeds_by_hand(tmp_path):
     from lib.analysis import plots
 
     assert len(plots.confirmation(frame).axes) == 2
+    # the README's held-out table, written from the CSV the tables step writes
+    report.write_confirmation(frame, tmp_path)
+    table = report.heldout_table(tmp_path).splitlines()
+    assert table[0] == report.HELDOUT_BEGIN and table[-1] == report.HELDOUT_END
+    assert "held out (seeds 0, 1)" in table[1] and "chosen on (2 seeds)" in table[1]
+    constant, linear = table[3].split(" | "), table[4].split(" | ")
+    assert constant[1:5] == ["2e-06, 1", "−70.0 ± 2.0 % at 60.00 %", "−61.3 ± 1.8 % at 51.00 %",
+                             "yes (49.50 % ≥ 49.50 %)"]
+    assert constant[5:] == ["no point", "", "", " |"] and linear[4] == "no (48.50 % < 49.50 %)"
+    assert linear[8] == "yes (48.50 % ≥ 48.50 %) |"
+    report.write_confirmation(report.confirmation(dead, tmp_path), tmp_path)
+    assert "collapsed (2 of 2 seeds)" in report.heldout_table(tmp_path)
 
 
 def test_final_tables_report_a_retrain_without_validation_at_the_chosen_points_by_hand(tmp_path):

@@ -69,6 +69,21 @@ def test_a_run_through_papermill_leaves_notebook_and_complete_record(smoke):
 
 
 @pytest.mark.slow
+def test_a_run_without_a_validation_split_goes_through_the_notebook(tmp_path, cifar10_dir, cache_dir):
+    """val_fraction 0 (the retrain on all 50,000 images): the run's own cells read its record without
+    selecting anything, so the notebook ends and the sweep moves the record up."""
+    os.environ.setdefault("CIFAR10_DIR", cifar10_dir)
+    os.environ.setdefault("SNN_CACHE_DIR", cache_dir)
+    path = tmp_path / "final.yaml"
+    path.write_text("epochs: 1\nnum_steps: 2\ntrain_size: 128\ntest_size: 64\nval_fraction: 0.0\n"
+                    "stop_collapsed: false\ngrid:\n  seeds: [0]\n  sigma0:\n    baseline: []\n")
+    profile = profiles.load_profile(str(path))
+    done = sweep.execute(profile, profile.runs[0], tmp_path / "results")
+    rec = record.load(done, complete=True)
+    assert rec["data"]["val"] == 0 and rec["epochs"][0]["val_accuracy"] is None
+
+
+@pytest.mark.slow
 def test_the_notebooks_tutorial_cells_leave_the_run_as_lib_train_makes_it(smoke, tmp_path):
     """The tutorial forwards a batch and takes an optimiser step before `train.run`: the run itself must
     not see it (it seeds its own network and generators), so its rows equal an in-process run's."""

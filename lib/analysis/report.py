@@ -367,12 +367,16 @@ ANSWER_END = "<!-- end of answer table -->"
 RULES = {"": "paper's rule", "_robust": "our rule"}
 
 
+def _reduction_at(reduction_mean, reduction_std, accuracy) -> str:
+    """'−56.8 ± 2.0 % at 64.40 %': a spike reduction (mean ± sd) at a test accuracy, both fractions."""
+    return f"−{_mean_sd(reduction_mean * 100, reduction_std * 100, '.1f')} % at {accuracy * 100:.2f} %"
+
+
 def _cell(row, seeds: int) -> str:
     """'−56.8 ± 2.0 % at 64.40 %' (reduction, test accuracy), '(1 of 2 seeds)' where seeds lack a point."""
     if row["seeds"] == 0 or math.isnan(row["spike_reduction_mean"]):
         return f"no point (0 of {seeds} seeds)"
-    text = f"−{_mean_sd(row['spike_reduction_mean'] * 100, row['spike_reduction_std'] * 100, '.1f')} % " \
-           f"at {row['test_accuracy_mean'] * 100:.2f} %"
+    text = _reduction_at(row["spike_reduction_mean"], row["spike_reduction_std"], row["test_accuracy_mean"])
     return text if row["seeds"] == seeds else f"{text} ({row['seeds']} of {seeds} seeds)"
 
 
@@ -422,8 +426,7 @@ def _heldout_cell(row) -> str:
         return "not run"
     if collapsed == seeds:
         return f"collapsed ({collapsed} of {seeds} seeds)"
-    text = f"−{_mean_sd(row['spike_reduction_mean'] * 100, row['spike_reduction_std'] * 100, '.1f')} % " \
-           f"at {row['test_accuracy_mean'] * 100:.2f} %"
+    text = _reduction_at(row["spike_reduction_mean"], row["spike_reduction_std"], row["test_accuracy_mean"])
     return text + (f" ({collapsed} of {seeds} seeds collapsed)" if collapsed else "")
 
 
@@ -448,8 +451,8 @@ def heldout_table(folder) -> str:
                 cells += ["no point", "", "", ""]
                 continue
             r = r.iloc[0]
-            reduction = _mean_sd(r["chosen_spike_reduction_mean"] * 100, r["chosen_spike_reduction_std"] * 100, ".1f")
-            chosen = f"−{reduction} % at {r['chosen_test_accuracy_mean'] * 100:.2f} %"
+            chosen = _reduction_at(r["chosen_spike_reduction_mean"], r["chosen_spike_reduction_std"],
+                                   r["chosen_test_accuracy_mean"])
             holds = "" if pd.isna(r["holds"]) or r["holds"] == "" else (
                 f"{'yes' if str(r['holds']) == 'True' else 'no'} ({r['val_accuracy_mean'] * 100:.2f} % "
                 f"{'≥' if str(r['holds']) == 'True' else '<'} {r['threshold'] * 100:.2f} %)")
